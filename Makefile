@@ -1,0 +1,97 @@
+# taskmanager-operator: `make help` lists the targets.
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+include hack/versions.env
+
+UV_VERSION := 0.13.9
+LOCAL := .local
+UV := $(LOCAL)/uv/bin/uv
+VENV := .venv
+PY := $(VENV)/bin/python
+# `make run` uses the cluster KUBECONFIG names; without one it starts and uses the local cluster.
+ifeq ($(origin KUBECONFIG),undefined)
+KUBECONFIG := $(CURDIR)/$(LOCAL)/kubeconfig
+RUN_NEEDS_LOCAL_CLUSTER := cluster-up
+endif
+export KUBECONFIG
+export PATH := $(CURDIR)/$(LOCAL)/bin:$(PATH)
+# CLUSTER=kind uses kind on a machine with Docker instead (not exercised by our CI).
+CLUSTER ?= local
+
+##@ General
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make <target>\n"} \
+	  /^[a-zA-Z_-]+:.*?##/ { printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2 } \
+	  /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+
+##@ Development
+$(UV):
+	@python3 -m venv $(LOCAL)/uv || { echo "error: python3 >= 3.11 with the venv module is needed (Debian: apt-get install python3-venv)" >&2; exit 1; }
+	@$(LOCAL)/uv/bin/pip install -q "uv==$(UV_VERSION)"
+
+$(VENV)/.installed: requirements.lock pyproject.toml | $(UV)
+	@[ -d $(VENV) ] || $(UV) venv -q $(VENV)
+	@$(UV) pip sync -q --python $(PY) --require-hashes requirements.lock
+	@$(UV) pip install -q --python $(PY) --no-deps --no-build-isolation -e .
+	@touch $@
+
+.PHONY: install
+install: $(VENV)/.installed system-deps ## Install Python dependencies (from the lock) and the Debian packages tests need.
+
+.PHONY: system-deps
+system-deps:
+	@hack/install-system-deps.sh
+
+.PHONY: lock
+lock: | $(UV) ## Re-resolve requirements.lock from pyproject.toml.
+	$(UV) pip compile pyproject.toml --group dev --universal --python-version 3.11 --generate-hashes -q -o requirements.lock
+
+.PHONY: lint
+lint: $(VENV)/.installed ## Run ruff (check and format) and mypy --strict.
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+.PHONY: fmt
+fmt: $(VENV)/.installed ## Format and auto-fix with ruff.
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+.PHONY: test
+test: install tools ## Install what is missing, start the cluster, lint, run every test, stop what it started.
+	@hack/test.sh
+
+##@ Local cluster
+.PHONY: tools
+tools: ## Build (once per version, cached in ~/.cache/taskmanager-operator) the Kubernetes binaries.
+	@hack/build-tools.sh >/dev/null
+
+.PHONY: cluster-up
+cluster-up: ## Start the local cluster (idempotent); kubeconfig in .local/kubeconfig.
+ifeq ($(CLUSTER),kind)
+	@kind get clusters | grep -qx taskmanager || kind create cluster --name taskmanager --kubeconfig $(KUBECONFIG)
+else
+	@hack/cluster.sh up
+endif
+
+.PHONY: cluster-down
+cluster-down: ## Remove the local cluster and every process it started.
+ifeq ($(CLUSTER),kind)
+	@kind delete cluster --name taskmanager
+else
+	@hack/cluster.sh down
+endif
+
+##@ Run
+.PHONY: run
+run: $(RUN_NEEDS_LOCAL_CLUSTER) ## Start the local cluster (unless KUBECONFIG is set) and print how to use it.
+	@echo
+	@echo "The cluster is running. Use it with:"
+	@echo "  export KUBECONFIG=$(KUBECONFIG) PATH=$(CURDIR)/$(LOCAL)/bin:\$$PATH"
+	@echo "  kubectl get nodes"
+	@echo "Stop it with: make cluster-down"
+	@kubectl get nodes

@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# The local Kubernetes for tests and demos: a real control plane (etcd, kube-apiserver,
+# kube-controller-manager, kube-scheduler, metrics-server) run as processes by kwokctl, with kwok
+# simulating nodes and pods. Everything lives under the repository's ignored .local/.
+#
+# Usage: hack/cluster.sh up|down|status
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+here="$repo/hack"
+# shellcheck source=hack/versions.env
+. "$here/versions.env"
+
+name=${CLUSTER_NAME:-taskmanager}
+local_dir="$repo/.local"
+export KWOK_WORKDIR="$local_dir/kwok"
+kubeconfig="$local_dir/kubeconfig"
+tools="$local_dir/bin"
+export PATH="$tools:$PATH"
+
+log() { printf '[cluster] %s\n' "$*" >&2; }
+
+# Stable, version-free names for the cached binaries, so kwokctl (which wants `kubectl` on PATH)
+# and people can use them: export PATH="$PWD/.local/bin:$PATH".
+link_tools() {
+  local bin
+  bin=$("$here/build-tools.sh" | tail -n 1)
+  mkdir -p "$tools"
+  ln -sfn "$bin/kube-apiserver-$KUBERNETES_VERSION" "$tools/kube-apiserver"
+  ln -sfn "$bin/kube-controller-manager-$KUBERNETES_VERSION" "$tools/kube-controller-manager"
+  ln -sfn "$bin/kube-scheduler-$KUBERNETES_VERSION" "$tools/kube-scheduler"
+  ln -sfn "$bin/kubectl-$KUBERNETES_VERSION" "$tools/kubectl"
+  ln -sfn "$bin/etcd-$ETCD_VERSION" "$tools/etcd"
+  ln -sfn "$bin/kwok-$KWOK_VERSION" "$tools/kwok"
+  ln -sfn "$bin/kwokctl-$KWOK_VERSION" "$tools/kwokctl"
+  ln -sfn "$bin/metrics-server-$METRICS_SERVER_VERSION" "$tools/metrics-server"
+  ln -sfn "$bin/helm-$HELM_VERSION" "$tools/helm"
+}
+
+cluster_exists() {
+  [ -x "$tools/kwokctl" ] && kwokctl get clusters 2>/dev/null | grep -qx "$name"
+}
+
+api_ready() {
+  [ -f "$kubeconfig" ] && kubectl --kubeconfig "$kubeconfig" get --raw /readyz >/dev/null 2>&1
+}
+
+# Nodes that metrics-server can scrape: kwok serves each node's resource metrics under its own path
+# (the annotation tells metrics-server where), and a node without addresses makes metrics-server
+# use that path on kwok's port instead of trying an InternalIP nobody listens on.
+create_nodes() {
+  local i
+  for i in 0 1; do
+    cat <<YAML
+---
+apiVersion: v1
+kind: Node
+metadata:
+  name: kwok-node-$i
+  annotations:
+    kwok.x-k8s.io/node: fake
+    metrics.k8s.io/resource-metrics-path: /metrics/nodes/kwok-node-$i/metrics/resource
+  labels:
+    kubernetes.io/hostname: kwok-node-$i
+    kubernetes.io/os: linux
+    kubernetes.io/arch: amd64
+    kubernetes.io/role: agent
+    node-role.kubernetes.io/agent: ""
+    topology.kubernetes.io/zone: zone-$i
+    type: kwok
+spec: {}
+status:
+  allocatable: {cpu: "32", memory: 256Gi, pods: "110"}
+  capacity: {cpu: "32", memory: 256Gi, pods: "110"}
+YAML
+  done | kubectl --kubeconfig "$kubeconfig" apply -f - >/dev/null
+}
+
+wait_for() {
+  local what=$1 deadline=$((SECONDS + $2)); shift 2
+  until "$@" >/dev/null 2>&1; do
+    if [ $SECONDS -ge $deadline ]; then
+      log "timed out waiting for $what"
+      return 1
+    fi
+    sleep 1
+  done
+}
+
+metrics_ready() {
+  kubectl --kubeconfig "$kubeconfig" get --raw /apis/metrics.k8s.io/v1beta1/nodes \
+    | grep -q kwok-node-1
+}
+
+up() {
+  local start=$SECONDS
+  link_tools
+  if cluster_exists && api_ready; then
+    log "cluster '$name' is already running (kubeconfig: $kubeconfig)"
+    return 0
+  fi
+  if cluster_exists; then
+    log "cluster '$name' exists but does not answer: recreating it"
+    down
+  fi
+  mkdir -p "$local_dir"
+  # The binary runtime runs every component as a local process; each binary is given as a path
+  # (kwokctl would otherwise download them). The short HPA sync period makes autoscaling react
+  # within seconds, as the tests and demos need.
+  kwokctl create cluster --name "$name" --runtime binary --kubeconfig "" \
+    --kube-apiserver-binary "$tools/kube-apiserver" \
+    --kube-controller-manager-binary "$tools/kube-controller-manager" \
+    --kube-scheduler-binary "$tools/kube-scheduler" \
+    --kwok-controller-binary "$tools/kwok" \
+    --etcd-binary "$tools/etcd" \
+    --metrics-server-binary "$tools/metrics-server" \
+    --enable metrics-server \
+    --extra-args kube-controller-manager=horizontal-pod-autoscaler-sync-period=5s \
+    --wait 2m >&2
+  cp "$KWOK_WORKDIR/clusters/$name/kubeconfig.yaml" "$kubeconfig"
+  chmod 600 "$kubeconfig"
+  create_nodes
+  wait_for "nodes to be Ready" 60 kubectl --kubeconfig "$kubeconfig" wait --for=condition=Ready \
+    node/kwok-node-0 node/kwok-node-1 --timeout=5s
+  wait_for "metrics.k8s.io to answer" 90 metrics_ready
+  log "cluster '$name' ready in $((SECONDS - start)) s"
+  log "use it with: export KUBECONFIG=$kubeconfig PATH=$tools:\$PATH"
+}
+
+down() {
+  if [ -x "$tools/kwokctl" ] && [ -d "$KWOK_WORKDIR/clusters/$name" ]; then
+    kwokctl delete cluster --name "$name" >&2 || true
+  fi
+  rm -rf "${KWOK_WORKDIR:?}/clusters/$name" "$kubeconfig"
+  # kwokctl stops what it started through pid files; anything still running from this cluster's
+  # directory (a crash can lose a pid file) is stopped here, so no process outlives `down`.
+  local leftover
+  leftover=$(pgrep -f "$KWOK_WORKDIR/clusters/$name" || true)
+  if [ -n "$leftover" ]; then
+    log "stopping leftover processes: $leftover"
+    # shellcheck disable=SC2086
+    kill $leftover 2>/dev/null || true
+    wait_for "leftover processes to exit" 20 bash -c "! pgrep -f '$KWOK_WORKDIR/clusters/$name'"
+  fi
+  log "cluster '$name' removed"
+}
+
+status() {
+  if cluster_exists && api_ready; then
+    echo "running: KUBECONFIG=$kubeconfig"
+  else
+    echo "not running"
+    return 1
+  fi
+}
+
+case ${1:-} in
+  up) up ;;
+  down) down ;;
+  status) status ;;
+  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+esac

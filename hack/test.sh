@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# `make test`: lint, then every test against the real local cluster, Postgres and Redis.
+# Starts the local cluster when it is not running and stops it again afterwards (KEEP_CLUSTER=1
+# keeps it); a cluster that was already running is left as it was.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+py=.venv/bin/python
+start=$SECONDS
+
+echo "== lint"
+$py -m ruff check .
+$py -m ruff format --check .
+$py -m mypy
+
+started_cluster=false
+stop_cluster() {
+  if $started_cluster && [ -z "${KEEP_CLUSTER:-}" ]; then
+    echo "== stopping the local cluster"
+    hack/cluster.sh down
+  fi
+}
+trap stop_cluster EXIT
+
+echo "== local cluster"
+# The tests always use the local cluster: a KUBECONFIG from the caller's shell may name a real one.
+if ! hack/cluster.sh status >/dev/null 2>&1; then
+  started_cluster=true
+  hack/cluster.sh up
+fi
+export KUBECONFIG="$PWD/.local/kubeconfig"
+
+echo "== tests"
+$py -m pytest "$@"
+echo "== make test finished in $((SECONDS - start)) s"

@@ -1,0 +1,52 @@
+"""Fixtures for tests that run against the local Kubernetes cluster (`make cluster-up`)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client, config
+from kubernetes.client import ApiClient
+from kubernetes.dynamic import DynamicClient
+
+REPO = Path(__file__).resolve().parents[2]
+START_HINT = "start the local cluster with `make cluster-up` (needs Go >= 1.24), or run `make test`"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if Path(str(item.fspath)).is_relative_to(Path(__file__).parent):
+            item.add_marker(pytest.mark.cluster)
+
+
+@pytest.fixture(scope="session")
+def api_client() -> Iterator[ApiClient]:
+    """A client for the cluster in KUBECONFIG, or the local one; fails loudly when none answers."""
+    kubeconfig = Path(os.environ.get("KUBECONFIG") or REPO / ".local" / "kubeconfig")
+    if not kubeconfig.is_file():
+        pytest.fail(f"no kubeconfig at {kubeconfig}: {START_HINT}")
+    api = config.new_client_from_config(config_file=str(kubeconfig))
+    try:
+        client.VersionApi(api).get_code()
+    except Exception as error:  # noqa: BLE001 - any failure here means the same thing
+        pytest.fail(f"the cluster in {kubeconfig} does not answer ({error}): {START_HINT}")
+    with api:
+        yield api
+
+
+@pytest.fixture(scope="session")
+def dynamic(api_client: ApiClient) -> DynamicClient:
+    return DynamicClient(api_client)
+
+
+@pytest.fixture
+def namespace(api_client: ApiClient) -> Iterator[str]:
+    """A fresh namespace per test, deleted afterwards (with everything in it)."""
+    name = f"test-{uuid.uuid4().hex[:8]}"
+    core = client.CoreV1Api(api_client)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    yield name
+    core.delete_namespace(name, propagation_policy="Background")

@@ -1,0 +1,210 @@
+"""Throwaway PostgreSQL and Redis servers from the machine's Debian packages.
+
+Each server runs on 127.0.0.1 on a free port, with its data in a fresh temporary directory that is
+removed when it stops. A missing package fails the test run with what to install: nothing skips.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.support.wait import wait_until
+
+INSTALL_HINT = "run `make install` (Debian: apt-get install -y postgresql redis-server)"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass(frozen=True)
+class PostgresServer:
+    host: str
+    port: int
+    user: str
+    password: str
+    database: str
+
+    def url(self, driver: str = "postgresql+asyncpg", database: str | None = None) -> str:
+        return (
+            f"{driver}://{self.user}:{self.password}@{self.host}:{self.port}/"
+            f"{database or self.database}"
+        )
+
+
+@dataclass(frozen=True)
+class RedisServer:
+    host: str
+    port: int
+    password: str
+
+    def url(self, db: int = 0) -> str:
+        return f"redis://:{self.password}@{self.host}:{self.port}/{db}"
+
+
+def postgres_bindir() -> Path:
+    """The newest PostgreSQL server installation (Debian keeps each major version apart)."""
+    if configured := os.environ.get("PG_BINDIR"):
+        candidates = [Path(configured)]
+    else:
+        candidates = sorted(
+            Path("/usr/lib/postgresql").glob("*/bin"),
+            key=lambda path: int(path.parent.name) if path.parent.name.isdigit() else 0,
+            reverse=True,
+        )
+    for bindir in candidates:
+        if (bindir / "initdb").is_file() and (bindir / "pg_ctl").is_file():
+            return bindir
+    pytest.fail(f"PostgreSQL server binaries (initdb, pg_ctl) not found: {INSTALL_HINT}")
+
+
+def _run_as(user: pwd.struct_passwd | None, argv: list[str], **env: str) -> None:
+    """Run a PostgreSQL tool, as `user` when given: the server refuses to run as root."""
+    prefix = ["runuser", "-u", user.pw_name, "--"] if user else []
+    result = subprocess.run(
+        prefix + argv,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        pytest.fail(f"{argv[0]} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+
+
+@contextlib.contextmanager
+def run_postgres() -> Iterator[PostgresServer]:
+    bindir = postgres_bindir()
+    run_as: pwd.struct_passwd | None = None
+    if os.geteuid() == 0:
+        try:
+            run_as = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.fail(f"running as root needs the 'postgres' system user: {INSTALL_HINT}")
+    workdir = Path(tempfile.mkdtemp(prefix="taskmanager-pg-"))
+    if run_as:
+        os.chown(workdir, run_as.pw_uid, run_as.pw_gid)
+    server = PostgresServer(
+        host="127.0.0.1",
+        port=free_port(),
+        user="taskmanager",
+        password=secrets.token_urlsafe(24),
+        database="taskmanager",
+    )
+    pwfile = workdir / "pwfile"
+    pwfile.write_text(server.password)
+    if run_as:
+        os.chown(pwfile, run_as.pw_uid, run_as.pw_gid)
+    pwfile.chmod(0o600)
+    data = workdir / "data"
+    try:
+        _run_as(
+            run_as,
+            [
+                str(bindir / "initdb"),
+                f"--pgdata={data}",
+                f"--username={server.user}",
+                f"--pwfile={pwfile}",
+                "--auth=scram-sha-256",
+                "--encoding=UTF8",
+                "--no-sync",
+            ],
+        )
+        pwfile.unlink()
+        # Durability settings are off: the data is thrown away, and fsync would dominate the tests.
+        options = (
+            f"-h {server.host} -p {server.port} -k {workdir} "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        )
+        _run_as(
+            run_as,
+            [
+                str(bindir / "pg_ctl"),
+                "start",
+                "-w",
+                "-t",
+                "60",
+                "-D",
+                str(data),
+                "-l",
+                str(workdir / "postgres.log"),
+                "-o",
+                options,
+            ],
+        )
+        try:
+            _run_as(
+                run_as,
+                [
+                    str(bindir / "createdb"),
+                    "-h",
+                    server.host,
+                    "-p",
+                    str(server.port),
+                    "-U",
+                    server.user,
+                    server.database,
+                ],
+                PGPASSWORD=server.password,
+            )
+            yield server
+        finally:
+            _run_as(run_as, [str(bindir / "pg_ctl"), "stop", "-w", "-m", "fast", "-D", str(data)])
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def run_redis() -> Iterator[RedisServer]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail(f"redis-server not found: {INSTALL_HINT}")
+    workdir = Path(tempfile.mkdtemp(prefix="taskmanager-redis-"))
+    server = RedisServer(host="127.0.0.1", port=free_port(), password=secrets.token_urlsafe(24))
+    # The password goes in a config file, not on the command line where `ps` would show it.
+    config = workdir / "redis.conf"
+    config.write_text(
+        f"bind {server.host}\nport {server.port}\nrequirepass {server.password}\n"
+        f'dir {workdir}\nsave ""\nappendonly no\ndaemonize no\n'
+    )
+    config.chmod(0o600)
+    log = (workdir / "redis.log").open("w")
+    process = subprocess.Popen([binary, str(config)], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        client = redis.Redis(host=server.host, port=server.port, password=server.password)
+        try:
+
+            def answers() -> bool:
+                if process.poll() is not None:
+                    pytest.fail(f"redis-server exited: {(workdir / 'redis.log').read_text()}")
+                return bool(client.ping())
+
+            wait_until(answers, timeout=30, interval=0.1, what="redis-server to answer PING")
+        finally:
+            client.close()
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+        shutil.rmtree(workdir, ignore_errors=True)
