@@ -113,7 +113,9 @@ up() {
     --metrics-server-binary "$tools/metrics-server" \
     --enable metrics-server \
     --extra-args kube-controller-manager=horizontal-pod-autoscaler-sync-period=5s \
-    --wait 2m >&2
+    --wait 2m >"$local_dir/kwokctl.log" 2>&1 || {
+    log "kwokctl could not create the cluster:"; tail -n 30 "$local_dir/kwokctl.log" >&2; return 1
+  }
   cp "$KWOK_WORKDIR/clusters/$name/kubeconfig.yaml" "$kubeconfig"
   chmod 600 "$kubeconfig"
   create_nodes
@@ -129,7 +131,7 @@ up() {
 
 down() {
   if [ -x "$tools/kwokctl" ] && [ -d "$KWOK_WORKDIR/clusters/$name" ]; then
-    kwokctl delete cluster --name "$name" >&2 || true
+    kwokctl delete cluster --name "$name" >>"$local_dir/kwokctl.log" 2>&1 || true
   fi
   rm -rf "${KWOK_WORKDIR:?}/clusters/$name" "$kubeconfig"
   # kwokctl stops what it started through pid files; anything still running from this cluster's
