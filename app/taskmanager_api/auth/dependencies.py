@@ -1,0 +1,115 @@
+"""Who is calling: `CurrentUser` authenticates and applies the per-user rate limit."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from taskmanager_api.auth.service import AuthenticatedUser, user_cache_key
+from taskmanager_api.core.deps import Services, ServicesDep, SessionDep
+from taskmanager_api.core.errors import ForbiddenError, RateLimitedError, UnauthorizedError
+from taskmanager_api.core.security import InvalidTokenError, TokenClaims, TokenType
+from taskmanager_api.users import service as users
+
+# auto_error=False: a missing header must get our 401 body, not FastAPI's 403.
+bearer = HTTPBearer(auto_error=False, description="An access token from /api/v1/auth/login.")
+CredentialsDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+def _window_ms(services: Services) -> int:
+    return int(services.settings.rate_limit_window.total_seconds() * 1000)
+
+
+async def access_claims(services: ServicesDep, credentials: CredentialsDep) -> TokenClaims:
+    failures = services.metrics.auth_failures
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        failures.labels(reason="missing").inc()
+        raise UnauthorizedError
+    try:
+        return services.tokens.decode(credentials.credentials, TokenType.ACCESS)
+    except InvalidTokenError as error:
+        failures.labels(reason=error.reason).inc()
+        raise UnauthorizedError from None
+
+
+AccessClaims = Annotated[TokenClaims, Depends(access_claims)]
+
+
+async def current_user(
+    services: ServicesDep, session: SessionDep, claims: AccessClaims
+) -> AuthenticatedUser:
+    failures = services.metrics.auth_failures
+    cache_key = user_cache_key(claims.subject)
+    state = await services.store.access_state(
+        family=claims.family,
+        user_key=cache_key,
+        rate_key=f"user:{claims.subject}",
+        window_ms=_window_ms(services),
+    )
+    if state.family_revoked:
+        failures.labels(reason="revoked").inc()
+        raise UnauthorizedError
+    if state.hit.count > services.settings.rate_limit_per_minute:
+        services.metrics.rate_limited.labels(limit="user").inc()
+        raise RateLimitedError(state.hit.retry_after_seconds())
+    if state.cached_user is not None:
+        user = AuthenticatedUser.load(state.cached_user)
+    else:
+        row = await users.get_user(session, user_id=claims.subject)
+        if row is None:
+            failures.labels(reason="unknown_user").inc()
+            raise UnauthorizedError
+        user = AuthenticatedUser.of(row)
+        await cache_user(services, user)
+    if not user.is_active:
+        failures.labels(reason="inactive").inc()
+        raise UnauthorizedError
+    return user
+
+
+async def cache_user(services: Services, user: AuthenticatedUser) -> None:
+    ttl_ms = int(services.settings.cache_ttl.total_seconds() * 1000)
+    await services.store.cache_put(user_cache_key(user.id), user.version, user.dump(), ttl_ms)
+
+
+CurrentUser = Annotated[AuthenticatedUser, Depends(current_user)]
+
+
+async def admin_user(user: CurrentUser) -> AuthenticatedUser:
+    if not user.is_admin:
+        raise ForbiddenError("administrators only")
+    return user
+
+
+AdminUser = Annotated[AuthenticatedUser, Depends(admin_user)]
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+async def limit_by_address(request: Request, services: ServicesDep) -> None:
+    """The general limit for calls made before anyone is authenticated."""
+    hit = await services.store.hit(f"ip:{client_address(request)}", _window_ms(services))
+    if hit.count > services.settings.rate_limit_per_minute:
+        services.metrics.rate_limited.labels(limit="address").inc()
+        raise RateLimitedError(hit.retry_after_seconds())
+
+
+async def limit_login(request: Request, services: ServicesDep, email: str) -> None:
+    window = _window_ms(services)
+    settings = services.settings
+    # Hashed so that the keys in Redis do not list who tried to log in.
+    who = hashlib.sha256(users.normalize_email(email).encode()).hexdigest()[:32]
+    by_user = await services.store.hit(f"login:user:{who}", window)
+    by_address = await services.store.hit(f"login:ip:{client_address(request)}", window)
+    for hit, limit, name in (
+        (by_user, settings.login_rate_limit_per_minute, "login_user"),
+        (by_address, settings.login_ip_rate_limit_per_minute, "login_address"),
+    ):
+        if hit.count > limit:
+            services.metrics.rate_limited.labels(limit=name).inc()
+            raise RateLimitedError(hit.retry_after_seconds())

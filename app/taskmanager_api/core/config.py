@@ -1,0 +1,217 @@
+"""Settings, from environment variables and from a directory of secret files.
+
+Every setting is read from `TASKMANAGER_<NAME>` in the environment or, for a secret, from a file of
+the same name in `TASKMANAGER_SECRETS_DIR` (a mounted Kubernetes Secret): environment variables
+win over files. Nothing here runs at import time; `load_settings()` is called by the CLI and by
+whoever builds the app.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from datetime import timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Self
+
+from pydantic import (
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "TASKMANAGER_"
+SECRETS_DIR_VARIABLE = f"{ENV_PREFIX}SECRETS_DIR"
+# HS256 keys shorter than the hash output make brute-forcing a token's signature the weak link.
+MIN_SIGNING_KEY_BYTES = 32
+# Values that appear in tutorials and default configs: never accept them outside development.
+_KNOWN_WEAK_KEYS = {"secret", "changeme", "change-me", "changethis", "password", "development"}
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+
+def parse_duration(value: Any) -> Any:
+    """Accept what the TaskManager resource says (`15m`, `7d`) as well as seconds or ISO 8601."""
+    if isinstance(value, str) and (match := _DURATION.match(value)):
+        amount, unit = match.groups()
+        return timedelta(seconds=int(amount) * _UNIT_SECONDS[unit])
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class SettingsError(Exception):
+    """The configuration is unusable; the message names each wrong setting."""
+
+
+def env_name(field: str) -> str:
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def key_id_for(key: str) -> str:
+    """A stable, non-secret id for a key, so a deployment need not invent key ids."""
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        case_sensitive=False,
+        extra="ignore",
+        frozen=True,
+    )
+
+    environment: Environment = Field(
+        default=Environment.PRODUCTION,
+        description="development relaxes the signing-key checks; anything else enforces them.",
+    )
+    app_name: str = "taskmanager-api"
+
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="SQLAlchemy async URL; without one, a local SQLite file (sqlite_path) is used.",
+    )
+    sqlite_path: Path = Path("taskmanager.db")
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_max_overflow: int = Field(default=10, ge=0, le=200)
+    db_pool_timeout: float = Field(default=10.0, gt=0)
+    db_echo: bool = False
+    # Off by default: it costs a round trip per request, while a dropped connection already
+    # invalidates the whole pool on first error, so a Postgres restart fails one request at most.
+    db_pool_pre_ping: bool = False
+
+    redis_url: SecretStr | None = Field(
+        default=None,
+        description="Without one, revocation, cache and rate limits live in this process only.",
+    )
+    redis_key_prefix: str = "tm:"
+    redis_timeout: float = Field(default=2.0, gt=0)
+    redis_max_connections: int = Field(default=50, ge=1)
+
+    jwt_signing_key: SecretStr | None = None
+    jwt_signing_key_id: str | None = Field(
+        default=None, description="kid of the signing key; derived from the key when unset."
+    )
+    jwt_previous_keys: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="JSON object kid -> key of keys that still verify (after a rotation).",
+    )
+    jwt_issuer: str = "taskmanager-api"
+    jwt_audience: str = "taskmanager-api"
+    access_token_ttl: Duration = timedelta(minutes=15)
+    refresh_token_ttl: Duration = timedelta(days=7)
+
+    rate_limit_per_minute: int = Field(default=100, ge=1)
+    login_rate_limit_per_minute: int = Field(
+        default=5, ge=1, description="Login attempts per e-mail address and window."
+    )
+    login_ip_rate_limit_per_minute: int = Field(
+        default=20, ge=1, description="Login attempts per client address (one NAT, many users)."
+    )
+    rate_limit_window: Duration = timedelta(minutes=1)
+
+    cache_ttl: Duration = timedelta(seconds=60)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+
+    log_level: str = "INFO"
+    log_json: bool = True
+    docs_enabled: bool = True
+
+    @field_validator("access_token_ttl", "refresh_token_ttl", "rate_limit_window", "cache_ttl")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value.total_seconds() <= 0:
+            raise ValueError("must be a positive duration, e.g. 15m, 7d or 900")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return level
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        problems: list[str] = []
+        if self.refresh_token_ttl <= self.access_token_ttl:
+            problems.append(
+                f"{env_name('refresh_token_ttl')} must be longer than "
+                f"{env_name('access_token_ttl')}"
+            )
+        if self.environment is not Environment.DEVELOPMENT:
+            problems.extend(self._signing_key_problems())
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def _signing_key_problems(self) -> list[str]:
+        name = env_name("jwt_signing_key")
+        if self.jwt_signing_key is None:
+            return [
+                f"{name} is missing: set it (or a file {name} in {SECRETS_DIR_VARIABLE}) to a "
+                f"random value of at least {MIN_SIGNING_KEY_BYTES} bytes; only "
+                f"{env_name('environment')}=development runs without one"
+            ]
+        problems = []
+        keys = {name: self.jwt_signing_key} | {
+            f"{env_name('jwt_previous_keys')}[{kid}]": key
+            for kid, key in self.jwt_previous_keys.items()
+        }
+        for label, key in keys.items():
+            raw = key.get_secret_value()
+            if len(raw.encode()) < MIN_SIGNING_KEY_BYTES or raw.strip().lower() in _KNOWN_WEAK_KEYS:
+                problems.append(
+                    f"{label} is too weak: use a random value of at least "
+                    f"{MIN_SIGNING_KEY_BYTES} bytes (e.g. `openssl rand -base64 48`)"
+                )
+            elif len(set(raw)) < 8:
+                problems.append(f"{label} is too weak: it repeats too few distinct characters")
+        return problems
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite+aiosqlite:///{self.sqlite_path}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.sqlalchemy_url.startswith("sqlite")
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings; a bad configuration raises SettingsError naming the settings at fault."""
+    secrets_dir = overrides.pop("_secrets_dir", None) or os.environ.get(SECRETS_DIR_VARIABLE)
+    if secrets_dir is not None and not Path(secrets_dir).is_dir():
+        raise SettingsError(f"{SECRETS_DIR_VARIABLE}={secrets_dir} is not a directory")
+    try:
+        return Settings(_secrets_dir=secrets_dir, **overrides)
+    except ValidationError as error:
+        raise SettingsError(describe_validation_error(error)) from None
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line per wrong setting, named as the operator would set it; never the value itself."""
+    lines = []
+    for item in error.errors(include_input=False, include_url=False):
+        field = ".".join(str(part) for part in item["loc"])
+        message = str(item["msg"]).removeprefix("Value error, ")
+        # Whole-model checks name their settings in the message already.
+        lines.extend(message.split("; ") if not field else [f"{env_name(field)}: {message}"])
+    return "invalid configuration:\n  " + "\n  ".join(lines)

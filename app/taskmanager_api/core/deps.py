@@ -1,0 +1,45 @@
+"""What every request handler may depend on, as `Annotated` aliases."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from taskmanager_api.core.config import Settings
+from taskmanager_api.core.redis import Store
+from taskmanager_api.core.security import PasswordService, TokenService
+from taskmanager_api.metrics import Metrics
+
+
+@dataclass(slots=True)
+class Services:
+    """Everything the app opens at start-up and closes at shutdown."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    store: Store
+    tokens: TokenService
+    passwords: PasswordService
+    metrics: Metrics
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+async def get_session(services: ServicesDep) -> AsyncIterator[AsyncSession]:
+    # Nothing is committed unless a handler says so: a failed request leaves no partial write.
+    async with services.sessions() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]

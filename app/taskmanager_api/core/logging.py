@@ -1,0 +1,66 @@
+"""Structured JSON logs carrying the request id; configured once by whoever runs the app."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from contextvars import ContextVar
+
+from pythonjsonlogger.json import JsonFormatter
+
+request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+# A JWT or a bearer credential never belongs in a log line, even when a library puts one there.
+_SECRETS = re.compile(
+    r"(eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)|((?i:bearer)\s+\S+)"
+    r"|((?i:password|passwd|secret|token)\"?\s*[:=]\s*\"?[^\s\",}]+)"
+    r"|(://[^:/@\s]*:[^@\s]+@)"
+)
+
+
+def redact(text: str) -> str:
+    return _SECRETS.sub("[REDACTED]", text)
+
+
+class ContextFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id_var.get()
+        return True
+
+
+class RedactingJsonFormatter(JsonFormatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
+class RedactingFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
+def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    handler.addFilter(ContextFilter())
+    if json:
+        handler.setFormatter(
+            RedactingJsonFormatter(
+                "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
+                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+                timestamp=False,
+            )
+        )
+    else:
+        handler.setFormatter(
+            RedactingFormatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+        )
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        root.removeHandler(existing)
+    root.addHandler(handler)
+    root.setLevel(level)
+    # uvicorn's own access log would duplicate ours, without request ids.
+    logging.getLogger("uvicorn.access").disabled = True
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).handlers.clear()
+        logging.getLogger(name).propagate = True

@@ -1,0 +1,110 @@
+"""The app factory: `create_app(settings)` builds an app; nothing is opened before its lifespan."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+
+from taskmanager_api import __version__, health, metrics
+from taskmanager_api.auth.router import router as auth_router
+from taskmanager_api.comments.router import router as comments_router
+from taskmanager_api.core.config import Settings
+from taskmanager_api.core.db import create_engine, create_sessionmaker
+from taskmanager_api.core.deps import Services
+from taskmanager_api.core.errors import install_error_handlers
+from taskmanager_api.core.middleware import RequestContextMiddleware
+from taskmanager_api.core.redis import MemoryStore, RedisStore, Store
+from taskmanager_api.core.security import PasswordService, TokenService
+from taskmanager_api.tasks.router import router as tasks_router
+from taskmanager_api.users.router import router as users_router
+
+logger = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1"
+
+
+def _store(settings: Settings) -> Store:
+    if settings.redis_url is None:
+        logger.warning(
+            "no Redis configured: revocations, rate limits and cache are local to this process"
+        )
+        return MemoryStore()
+    return RedisStore.from_url(
+        settings.redis_url.get_secret_value(),
+        prefix=settings.redis_key_prefix,
+        timeout=settings.redis_timeout,
+        max_connections=settings.redis_max_connections,
+    )
+
+
+def create_app(settings: Settings) -> FastAPI:
+    holder: dict[str, Services] = {}
+    app_metrics = metrics.Metrics(
+        lambda: holder["services"].engine if "services" in holder else None
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings)
+        store = _store(settings)
+        services = Services(
+            settings=settings,
+            engine=engine,
+            sessions=create_sessionmaker(engine),
+            store=store,
+            tokens=TokenService.from_settings(settings),
+            passwords=PasswordService(),
+            metrics=app_metrics,
+        )
+        holder["services"] = services
+        app.state.services = services
+        app.state.started_at = time.monotonic()
+        logger.info(
+            "started",
+            extra={
+                "version": __version__,
+                "environment": settings.environment.value,
+                "database": engine.dialect.name,
+                "state_store": store.kind,
+            },
+        )
+        try:
+            yield
+        finally:
+            # The server has stopped taking requests and drained the in-flight ones by now.
+            await store.aclose()
+            await engine.dispose()
+            holder.clear()
+            logger.info("stopped")
+
+    app = FastAPI(
+        title="TaskManager API",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url="/docs" if settings.docs_enabled else None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if settings.docs_enabled else None,
+    )
+    app.state.metrics = app_metrics
+    install_error_handlers(app)
+    app.add_middleware(
+        RequestContextMiddleware, metrics=app_metrics, max_body_bytes=settings.max_body_bytes
+    )
+    api = APIRouter(prefix=API_PREFIX)
+    for router in (auth_router, users_router, tasks_router, comments_router):
+        api.include_router(router)
+    app.include_router(api)
+    app.include_router(health.router)
+    app.include_router(metrics.router)
+    return app
+
+
+def create_app_from_environment() -> FastAPI:
+    """For `uvicorn --factory` (several workers each build their own app from the environment)."""
+    from taskmanager_api.core.config import load_settings  # noqa: PLC0415 - only this path needs it
+
+    return create_app(load_settings())

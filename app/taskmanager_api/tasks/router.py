@@ -1,0 +1,107 @@
+"""/api/v1/tasks."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from taskmanager_api.auth.dependencies import CurrentUser
+from taskmanager_api.core.deps import ServicesDep, SessionDep
+from taskmanager_api.core.errors import (
+    AUTHENTICATED_ERRORS,
+    ForbiddenError,
+    NotFoundError,
+    error_responses,
+)
+from taskmanager_api.tasks import service as tasks
+from taskmanager_api.tasks.dependencies import (
+    VisibleTaskJSON,
+    VisibleTaskRow,
+    cache_task,
+    forget_task,
+)
+from taskmanager_api.tasks.schemas import TaskCreate, TaskPublic, TaskQuery, TasksPublic, TaskUpdate
+
+router = APIRouter(prefix="/tasks", tags=["tasks"])
+
+JSON = "application/json"
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TaskPublic,
+    responses=error_responses(*AUTHENTICATED_ERRORS, 404),
+)
+async def create_task(
+    body: TaskCreate, user: CurrentUser, services: ServicesDep, session: SessionDep
+) -> Response:
+    """Create a task; the caller is its creator. An unknown assignee answers 404."""
+    if body.assignee_id is not None and not await tasks.active_user_exists(
+        session, user_id=body.assignee_id
+    ):
+        raise NotFoundError("assignee")
+    task = await tasks.create_task(session, created_by=user.id, fields=body.model_dump())
+    await session.commit()
+    payload = await cache_task(services, task)
+    return Response(payload, status_code=status.HTTP_201_CREATED, media_type=JSON)
+
+
+@router.get("", response_model=TasksPublic, responses=error_responses(*AUTHENTICATED_ERRORS))
+async def list_tasks(
+    query: Annotated[TaskQuery, Query()], user: CurrentUser, session: SessionDep
+) -> TasksPublic:
+    """Tasks the caller created or is assigned to (admins: all), filtered, sorted and paged."""
+    rows, count = await tasks.list_tasks(
+        session, query=query, user_id=user.id, is_admin=user.is_admin
+    )
+    return TasksPublic(
+        data=[TaskPublic.model_validate(row) for row in rows],
+        count=count,
+        limit=query.limit,
+        offset=query.offset,
+    )
+
+
+@router.get(
+    "/{task_id}", response_model=TaskPublic, responses=error_responses(*AUTHENTICATED_ERRORS, 404)
+)
+async def read_task(task: VisibleTaskJSON) -> Response:
+    """One task."""
+    # The cached JSON is already the response body: no need to serialize it again.
+    return Response(task[1], media_type=JSON)
+
+
+@router.patch(
+    "/{task_id}",
+    response_model=TaskPublic,
+    responses=error_responses(*AUTHENTICATED_ERRORS, 404, 409),
+)
+async def update_task(
+    body: TaskUpdate, task: VisibleTaskRow, services: ServicesDep, session: SessionDep
+) -> Response:
+    """Change the fields sent."""
+    changes = body.model_dump(exclude_unset=True)
+    assignee = changes.get("assignee_id")
+    if assignee is not None and not await tasks.active_user_exists(session, user_id=assignee):
+        raise NotFoundError("assignee")
+    await tasks.update_task(session, task=task, changes=changes)
+    await session.commit()
+    return Response(await cache_task(services, task), media_type=JSON)
+
+
+@router.delete(
+    "/{task_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(*AUTHENTICATED_ERRORS, 403, 404),
+)
+async def delete_task(
+    task: VisibleTaskRow, user: CurrentUser, services: ServicesDep, session: SessionDep
+) -> None:
+    """Delete a task: its creator or an admin may; an assignee may not."""
+    if task.created_by != user.id and not user.is_admin:
+        raise ForbiddenError("only the creator or an admin may delete a task")
+    await session.delete(task)
+    await session.commit()
+    await forget_task(services, task.id)
