@@ -17,10 +17,16 @@ mkdir -p "$bin" "$work"
 
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-buildvcs=false
 
-if ! command -v go >/dev/null 2>&1; then
-  echo "error: Go >= 1.24 is needed to build the local Kubernetes (https://go.dev/dl/, or apt-get install golang)" >&2
+go_minor=$( (go env GOVERSION 2>/dev/null || true) | sed -n 's/^go1\.\([0-9]*\).*/\1/p')
+if [ -z "$go_minor" ] || [ "$go_minor" -lt 24 ]; then
+  echo "error: Go >= 1.24 is needed to build the local Kubernetes (found: ${go_minor:+go1.$go_minor}${go_minor:-none});" \
+    "install it from https://go.dev/dl/ and run again" >&2
   exit 1
 fi
+
+# One build at a time per cache: parallel `make` runs must not race on the same outputs.
+exec 9>"$cache/.lock"
+flock 9
 
 log() { printf '[build-tools] %s\n' "$*" >&2; }
 
