@@ -94,6 +94,7 @@ class RequestContextMiddleware:
             logger.info(
                 "request",
                 extra={
+                    "request_id": request_id,
                     "method": scope["method"],
                     "path": scope["path"],
                     "route": template,
