@@ -95,3 +95,8 @@ run: $(RUN_NEEDS_LOCAL_CLUSTER) ## Start the local cluster (unless KUBECONFIG is
 	@echo "  kubectl get nodes"
 	@echo "Stop it with: make cluster-down"
 	@kubectl get nodes
+
+##@ Generated files
+.PHONY: manifests
+manifests: $(VENV)/.installed ## Generate the CRD in crds/ from the pydantic models.
+	@$(PY) -m taskmanager_operator.api.crd crds

@@ -8,9 +8,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from kubernetes import client, config
 from kubernetes.client import ApiClient
 from kubernetes.dynamic import DynamicClient
+
+from taskmanager_operator.api.crd import CRD_FILE
+from taskmanager_operator.api.v1alpha1 import GROUP, PLURAL, VERSION
+from tests.support.wait import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 START_HINT = "start the local cluster with `make cluster-up` (needs Go >= 1.24), or run `make test`"
@@ -50,3 +55,28 @@ def namespace(api_client: ApiClient) -> Iterator[str]:
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
     yield name
     core.delete_namespace(name, propagation_policy="Background")
+
+
+@pytest.fixture(scope="session")
+def taskmanager_crd(api_client: ApiClient) -> str:
+    """The generated TaskManager CRD, applied server-side and Established."""
+    manifest = yaml.safe_load((REPO / "crds" / CRD_FILE).read_text())
+    DynamicClient(api_client).resources.get(
+        api_version="apiextensions.k8s.io/v1", kind="CustomResourceDefinition"
+    ).server_side_apply(body=manifest, field_manager="taskmanager-tests", force_conflicts=True)
+    name: str = manifest["metadata"]["name"]
+    extensions = client.ApiextensionsV1Api(api_client)
+
+    def established() -> bool:
+        conditions = extensions.read_custom_resource_definition(name).status.conditions or []
+        return any(c.type == "Established" and c.status == "True" for c in conditions)
+
+    wait_until(established, timeout=30, what=f"CRD {name} to be Established")
+    # Discovery of a new API group may lag the Established condition by a moment.
+    custom = client.CustomObjectsApi(api_client)
+    wait_until(
+        lambda: custom.list_cluster_custom_object(GROUP, VERSION, PLURAL) is not None,
+        timeout=30,
+        what=f"{PLURAL} to be served",
+    )
+    return name

@@ -1,0 +1,174 @@
+"""Generates the TaskManager CustomResourceDefinition from the pydantic models.
+
+Kubernetes wants a structural schema: every type spelled out inline (no `$ref`), no `anyOf` for
+optional fields, no `additionalProperties: false` next to `properties` (unknown fields are pruned,
+and rejected by strict field validation). pydantic's JSON schema is rewritten into that shape.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from taskmanager_operator.api.v1alpha1 import (
+    GROUP,
+    KIND,
+    PLURAL,
+    SHORT_NAMES,
+    SINGULAR,
+    VERSION,
+    TaskManagerSpec,
+    TaskManagerStatus,
+)
+
+JsonSchema = dict[str, Any]
+
+# Keys of pydantic's schema that have no place in a CRD.
+_DROPPED_KEYS = {"title", "additionalProperties", "$defs"}
+
+
+def _resolve(schema: JsonSchema, defs: dict[str, JsonSchema]) -> JsonSchema:
+    if "$ref" in schema:
+        target = defs[schema["$ref"].rsplit("/", 1)[-1]]
+        extra = {k: v for k, v in schema.items() if k != "$ref"}
+        return _resolve({**target, **extra}, defs)
+    if "anyOf" in schema:
+        # `X | None` is how pydantic spells an optional field; in a CRD it is just "not required".
+        variants = [v for v in schema["anyOf"] if v.get("type") != "null"]
+        if len(variants) != 1:
+            raise ValueError(f"only `X | None` unions map to a structural schema: {schema}")
+        extra = {k: v for k, v in schema.items() if k != "anyOf"}
+        if extra.get("default", ...) is None:
+            del extra["default"]
+        return _resolve({**variants[0], **extra}, defs)
+
+    out: JsonSchema = {}
+    for key, value in schema.items():
+        if key in _DROPPED_KEYS:
+            continue
+        if key == "properties":
+            out[key] = {name: _resolve(prop, defs) for name, prop in value.items()}
+            # A nested object that is not optional (`X | None`) is defaulted as a whole, so its
+            # fields' defaults apply when it is left out.
+            required = set(schema.get("required", []))
+            for name, prop in value.items():
+                resolved = out[key][name]
+                defaultable = "anyOf" not in prop and name not in required
+                if resolved.get("type") == "object" and "default" not in resolved and defaultable:
+                    resolved["default"] = _materialized_default(resolved)
+        elif key == "items":
+            out[key] = _resolve(value, defs)
+        else:
+            out[key] = value
+    return out
+
+
+def _materialized_default(schema: JsonSchema) -> dict[str, Any]:
+    """The object that defaulting would build; the API server checks CEL rules against it."""
+    return {
+        name: prop["default"]
+        for name, prop in schema.get("properties", {}).items()
+        if "default" in prop
+    }
+
+
+def structural_schema(model: type[Any]) -> JsonSchema:
+    schema: JsonSchema = model.model_json_schema(by_alias=True, mode="serialization")
+    return _resolve(schema, schema.get("$defs", {}))
+
+
+def _status_schema() -> JsonSchema:
+    status = structural_schema(TaskManagerStatus)
+    conditions = status["properties"]["conditions"]
+    # Conditions are a map keyed by type (the Kubernetes API conventions), so a merge keeps others.
+    conditions["x-kubernetes-list-type"] = "map"
+    conditions["x-kubernetes-list-map-keys"] = ["type"]
+    conditions.pop("default", None)
+    return status
+
+
+def printer_columns() -> list[JsonSchema]:
+    return [
+        {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+        {"name": "Ready", "type": "integer", "jsonPath": ".status.readyReplicas"},
+        {"name": "Replicas", "type": "integer", "jsonPath": ".status.replicas"},
+        {"name": "Version", "type": "string", "jsonPath": ".status.version"},
+        {"name": "Endpoint", "type": "string", "jsonPath": ".status.endpoint", "priority": 0},
+        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    ]
+
+
+def build_crd() -> JsonSchema:
+    spec = structural_schema(TaskManagerSpec)
+    spec["default"] = _materialized_default(spec)
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": f"{PLURAL}.{GROUP}",
+            "labels": {"app.kubernetes.io/part-of": "taskmanager-operator"},
+        },
+        "spec": {
+            "group": GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "kind": KIND,
+                "listKind": f"{KIND}List",
+                "plural": PLURAL,
+                "singular": SINGULAR,
+                "shortNames": SHORT_NAMES,
+                "categories": ["all"],
+            },
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "description": "TaskManager runs the task-manager API: its Deployment, "
+                            "Service, autoscaling, secrets, database and cache.",
+                            "type": "object",
+                            "properties": {
+                                "apiVersion": {"type": "string"},
+                                "kind": {"type": "string"},
+                                "metadata": {"type": "object"},
+                                "spec": spec,
+                                "status": _status_schema(),
+                            },
+                        }
+                    },
+                    "subresources": {
+                        "status": {},
+                        "scale": {
+                            "specReplicasPath": ".spec.replicas",
+                            "statusReplicasPath": ".status.replicas",
+                            "labelSelectorPath": ".status.selector",
+                        },
+                    },
+                    "additionalPrinterColumns": printer_columns(),
+                }
+            ],
+        },
+    }
+
+
+CRD_FILE = f"{GROUP}_{PLURAL}.yaml"
+GENERATED_HEADER = "# Generated by `make manifests` from taskmanager_operator.api; do not edit.\n"
+
+
+def render_crd() -> str:
+    return GENERATED_HEADER + yaml.safe_dump(build_crd(), sort_keys=True, width=100)
+
+
+def main() -> None:
+    out_dir = Path(sys.argv[1] if len(sys.argv) > 1 else "crds")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / CRD_FILE).write_text(render_crd())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,309 @@
+"""TaskManager v1alpha1: spec and status.
+
+Field descriptions become the CRD's descriptions (`kubectl explain`), defaults become schema
+defaults, and `x-kubernetes-validations` carry the CEL rules, so the API server rejects bad input at
+`kubectl apply` time. The CRD in crds/ is generated from these models by `make manifests`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+from pydantic.config import JsonDict
+
+GROUP = "taskmanager.dev"
+VERSION = "v1alpha1"
+KIND = "TaskManager"
+PLURAL = "taskmanagers"
+SINGULAR = "taskmanager"
+SHORT_NAMES = ["tm"]
+
+DEFAULT_IMAGE_REPOSITORY = "ghcr.io/taskmanager-operator/taskmanager-api"
+
+# Kubernetes resource quantities (the API server's own grammar, simplified to what people write).
+QUANTITY_PATTERN = r"^([+]?[0-9]+(\.[0-9]+)?)(m|k|Ki|Mi|Gi|Ti|Pi|M|G|T|P)?$"
+# A TTL as one number and one unit; CEL below turns it into a duration to compare.
+TTL_PATTERN = r"^[1-9][0-9]*(s|m|h|d)$"
+SEMVER_PATTERN = r"^[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?$"
+DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+SECRET_KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"  # noqa: S105 - a pattern for key names
+
+
+def ttl_seconds(field: str) -> str:
+    """CEL: a TTL like `15m` or `7d` in seconds (duration() has no day unit and costs more)."""
+    return (
+        f"(int({field}.substring(0, {field}.size() - 1)) * ({field}.endsWith('d') ? 86400 : "
+        f"{field}.endsWith('h') ? 3600 : {field}.endsWith('m') ? 60 : 1))"
+    )
+
+
+def cel(rule: str, message: str, field_path: str | None = None) -> JsonDict:
+    """One `x-kubernetes-validations` entry; fieldPath points kubectl's error at the field."""
+    validation: JsonDict = {"rule": rule, "message": message}
+    if field_path:
+        validation["fieldPath"] = field_path
+    return validation
+
+
+def cel_rules(*rules: JsonDict) -> ConfigDict:
+    return ConfigDict(json_schema_extra={"x-kubernetes-validations": list(rules)})
+
+
+class Model(BaseModel):
+    """camelCase on the wire, unknown fields rejected, descriptions from the field docs."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        use_attribute_docstrings=True,
+        frozen=True,
+    )
+
+
+Quantity = Annotated[str, Field(pattern=QUANTITY_PATTERN, max_length=32)]
+
+
+class Requests(Model):
+    cpu: Quantity = "100m"
+    """CPU, in cores or millicores (`500m`)."""
+    memory: Quantity = "128Mi"
+    """Memory, in bytes with a binary suffix (`256Mi`)."""
+
+
+class Limits(Model):
+    cpu: Quantity | None = None
+    """CPU limit; none by default, since throttling hurts latency more than it protects."""
+    memory: Quantity = "256Mi"
+    """Memory limit; a pod above it is restarted."""
+
+
+class Resources(Model):
+    requests: Requests = Field(default_factory=Requests)
+    """What the scheduler reserves for each API pod; the HPA's utilization is relative to it."""
+    limits: Limits = Field(default_factory=Limits)
+    """The most each API pod may use."""
+
+
+class Autoscaling(Model):
+    model_config = cel_rules(
+        cel(
+            "self.minReplicas <= self.maxReplicas",
+            "minReplicas must be less than or equal to maxReplicas",
+            ".minReplicas",
+        )
+    )
+
+    enabled: bool = False
+    """Run a HorizontalPodAutoscaler; spec.replicas is then ignored."""
+    min_replicas: int = Field(default=2, ge=1, le=1000)
+    """Fewest API pods the autoscaler keeps."""
+    max_replicas: int = Field(default=10, ge=1, le=1000)
+    """Most API pods the autoscaler may run."""
+    target_cpu_utilization_percentage: int = Field(
+        default=70, ge=1, le=100, alias="targetCPUUtilizationPercentage"
+    )
+    """Average CPU use, in percent of the request, that the autoscaler aims for."""
+    target_memory_utilization_percentage: int | None = Field(default=80, ge=1, le=100)
+    """Average memory use, in percent of the request, that the autoscaler aims for."""
+    scale_down_stabilization_seconds: int = Field(default=300, ge=0, le=3600)
+    """How long load must stay low before the autoscaler removes pods."""
+
+
+class SecretKeyRef(Model):
+    name: str = Field(pattern=DNS_SUBDOMAIN_PATTERN, min_length=1, max_length=253)
+    """Name of a Secret in the TaskManager's namespace."""
+    key: str = Field(pattern=SECRET_KEY_PATTERN, min_length=1, max_length=253)
+    """Key in that Secret."""
+
+
+class External(Model):
+    url_secret_ref: SecretKeyRef
+    """The Secret key that holds the connection URL (it carries the password)."""
+
+
+class ManagedDatabase(Model):
+    storage: Quantity = "1Gi"
+    """Size of the PostgreSQL data volume."""
+    storage_class_name: str | None = Field(default=None, max_length=253)
+    """StorageClass of the data volume; the cluster's default when unset."""
+    image: str = Field(default="postgres:16-bookworm", min_length=1, max_length=512)
+    """PostgreSQL image."""
+
+
+class Database(Model):
+    model_config = cel_rules(
+        cel(
+            "has(self.managed) != has(self.external)",
+            "exactly one of database.managed and database.external must be set",
+        )
+    )
+
+    managed: ManagedDatabase | None = None
+    """Run PostgreSQL for this TaskManager (a StatefulSet with a volume)."""
+    external: External | None = None
+    """Use an existing PostgreSQL; its URL comes from a Secret."""
+
+
+class ManagedRedis(Model):
+    image: str = Field(default="redis:7-bookworm", min_length=1, max_length=512)
+    """Redis image."""
+
+
+class Redis(Model):
+    model_config = cel_rules(
+        cel(
+            "has(self.managed) != has(self.external)",
+            "exactly one of redis.managed and redis.external must be set",
+        )
+    )
+
+    managed: ManagedRedis | None = None
+    """Run Redis for this TaskManager (a Deployment; the data is a cache and revocations)."""
+    external: External | None = None
+    """Use an existing Redis; its URL comes from a Secret."""
+
+
+class Auth(Model):
+    model_config = cel_rules(
+        cel(
+            f"{ttl_seconds('self.accessTokenTTL')} >= 60 && "
+            f"{ttl_seconds('self.accessTokenTTL')} <= 86400",
+            "accessTokenTTL must be between 1m and 24h",
+            ".accessTokenTTL",
+        ),
+        cel(
+            f"{ttl_seconds('self.refreshTokenTTL')} > {ttl_seconds('self.accessTokenTTL')}"
+            f" && {ttl_seconds('self.refreshTokenTTL')} <= 90 * 86400",
+            "refreshTokenTTL must be longer than accessTokenTTL and at most 90d",
+            ".refreshTokenTTL",
+        ),
+    )
+
+    access_token_ttl: str = Field(
+        default="15m", pattern=TTL_PATTERN, max_length=10, alias="accessTokenTTL"
+    )
+    """Lifetime of access tokens: a number and a unit, s, m, h or d (`15m`)."""
+    refresh_token_ttl: str = Field(
+        default="7d", pattern=TTL_PATTERN, max_length=10, alias="refreshTokenTTL"
+    )
+    """Lifetime of refresh tokens (`7d`); longer than the access token's."""
+    signing_key_secret_ref: SecretKeyRef | None = None
+    """A Secret key holding the JWT signing key; the operator generates one when unset."""
+
+
+class Ingress(Model):
+    model_config = cel_rules(
+        cel("!self.enabled || has(self.host)", "ingress.host is required when enabled")
+    )
+
+    enabled: bool = False
+    """Expose the API through an Ingress."""
+    class_name: str | None = Field(default=None, max_length=253)
+    """IngressClass to use; the cluster's default when unset."""
+    host: str | None = Field(default=None, pattern=DNS_SUBDOMAIN_PATTERN, max_length=253)
+    """Host name the API answers on."""
+    tls_secret_name: str | None = Field(default=None, pattern=DNS_SUBDOMAIN_PATTERN, max_length=253)
+    """Secret with the TLS certificate for the host; TLS is on when set."""
+
+
+class NetworkPolicy(Model):
+    enabled: bool = True
+    """Allow only the API port in, and only the database, Redis and DNS out."""
+
+
+class PodDisruptionBudget(Model):
+    max_unavailable: int = Field(default=1, ge=1)
+    """API pods that a voluntary disruption (a node drain) may take down at once."""
+
+
+class RateLimits(Model):
+    requests_per_minute: int = Field(default=100, ge=1, le=1_000_000)
+    """Requests per minute per authenticated user."""
+    login_per_minute: int = Field(default=5, ge=1, le=10_000)
+    """Login attempts per minute per user name."""
+
+
+class TaskManagerSpec(Model):
+    """Desired state of a task-manager API installation."""
+
+    version: str = Field(default="0.1.0", pattern=SEMVER_PATTERN, max_length=64)
+    """Version of the API to run; it picks the image tag unless image is set."""
+    image: str | None = Field(default=None, min_length=1, max_length=512)
+    """Full image reference; overrides the one derived from version."""
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    """When the kubelet pulls the image."""
+    replicas: int = Field(default=2, ge=0, le=1000)
+    """Number of API pods while autoscaling is off (the scale subresource sets it)."""
+    resources: Resources = Field(default_factory=Resources)
+    """CPU and memory for each API pod."""
+    autoscaling: Autoscaling = Field(default_factory=Autoscaling)
+    """HorizontalPodAutoscaler settings."""
+    database: Database = Field(
+        default_factory=lambda: Database(managed=ManagedDatabase()),
+        json_schema_extra={"default": {"managed": {}}},
+    )
+    """Where the API keeps its data: managed by the operator, or external."""
+    redis: Redis = Field(
+        default_factory=lambda: Redis(managed=ManagedRedis()),
+        json_schema_extra={"default": {"managed": {}}},
+    )
+    """Where the API keeps its cache, revocations and rate limits."""
+    auth: Auth = Field(default_factory=Auth)
+    """Token lifetimes and the signing key."""
+    ingress: Ingress = Field(default_factory=Ingress)
+    """Ingress for the API."""
+    network_policy: NetworkPolicy = Field(default_factory=NetworkPolicy)
+    """NetworkPolicy around the API pods."""
+    pod_disruption_budget: PodDisruptionBudget = Field(default_factory=PodDisruptionBudget)
+    """PodDisruptionBudget for the API pods (created when more than one pod can run)."""
+    rate_limits: RateLimits = Field(default_factory=RateLimits)
+    """Request rate limits the API enforces."""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """Log level of the API."""
+    paused: bool = False
+    """Stop all changes to the children (for maintenance); status says so."""
+
+
+class Condition(Model):
+    type: str = Field(max_length=316)
+    """Type of condition, such as Ready."""
+    status: Literal["True", "False", "Unknown"]
+    """Whether the condition holds."""
+    reason: str = Field(max_length=1024)
+    """Machine-readable CamelCase reason for the last transition."""
+    message: str = Field(default="", max_length=32768)
+    """Human-readable details."""
+    last_transition_time: str
+    """When the status last changed (RFC 3339)."""
+    observed_generation: int | None = None
+    """The spec generation the condition was computed from."""
+
+
+class TaskManagerStatus(Model):
+    """Observed state, written by the operator."""
+
+    observed_generation: int | None = None
+    """The spec generation the status describes."""
+    phase: Literal["Pending", "Progressing", "Ready", "Degraded", "Failed", "Paused"] | None = None
+    """Summary: Pending, Progressing, Ready, Degraded, Failed or Paused."""
+    conditions: list[Condition] = []
+    """Ready, Progressing, Degraded, DatabaseReady, MigrationsApplied and others."""
+    replicas: int | None = None
+    """API pods that exist."""
+    ready_replicas: int | None = None
+    """API pods that are ready."""
+    selector: str | None = None
+    """Label selector of the API pods (for the scale subresource)."""
+    version: str | None = None
+    """Version of the API that is serving."""
+    endpoint: str | None = None
+    """In-cluster URL of the API."""
+
+
+def to_manifest(model: BaseModel) -> dict[str, Any]:
+    """A model as it appears in a Kubernetes object: camelCase keys, unset optionals left out."""
+    return model.model_dump(mode="json", by_alias=True, exclude_none=True)
