@@ -37,6 +37,25 @@ link_tools() {
   ln -sfn "$bin/helm-$HELM_VERSION" "$tools/helm"
 }
 
+# kwokctl uses its built-in stages only when the config names none, so adding one stage means
+# listing the defaults too: they come from the kwok module the build already downloaded.
+write_config() {
+  local kwok_dir
+  kwok_dir=$(GOTOOLCHAIN=local GOFLAGS=-mod=mod go mod download -json "sigs.k8s.io/kwok@$KWOK_VERSION" \
+    | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+  {
+    cat "$here/kwok/kwokctl.yaml"
+    local stage
+    for stage in node/fast/node-initialize node/heartbeat-with-lease/node-heartbeat-with-lease \
+      pod/fast/pod-ready pod/fast/pod-complete pod/fast/pod-delete; do
+      printf -- '---\n'
+      cat "$kwok_dir/kustomize/stage/$stage.yaml"
+    done
+    printf -- '---\n'
+    cat "$here/kwok/stage-image-fails.yaml"
+  } > "$local_dir/kwokctl.yaml"
+}
+
 cluster_exists() {
   [ -x "$tools/kwokctl" ] && kwokctl get clusters 2>/dev/null | grep -qx "$name"
 }
@@ -77,6 +96,38 @@ YAML
   done | kubectl --kubeconfig "$kubeconfig" apply -f - >/dev/null
 }
 
+# There is no volume provisioner in a simulated cluster, so a default StorageClass with static
+# volumes lets PersistentVolumeClaims (a managed database's) bind and their pods schedule.
+create_volumes() {
+  local i
+  {
+    cat <<YAML
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: standard
+  annotations: {storageclass.kubernetes.io/is-default-class: "true"}
+provisioner: kubernetes.io/no-provisioner
+reclaimPolicy: Retain
+volumeBindingMode: Immediate
+YAML
+    for i in $(seq -w 1 "${CLUSTER_VOLUMES:-40}"); do
+      cat <<YAML
+---
+apiVersion: v1
+kind: PersistentVolume
+metadata: {name: kwok-volume-$i}
+spec:
+  storageClassName: standard
+  capacity: {storage: 20Gi}
+  accessModes: [ReadWriteOnce]
+  persistentVolumeReclaimPolicy: Retain
+  hostPath: {path: /var/lib/kwok-volumes/$i}
+YAML
+    done
+  } | kubectl --kubeconfig "$kubeconfig" apply -f - >/dev/null
+}
+
 wait_for() {
   local what=$1 deadline=$((SECONDS + $2)); shift 2
   until "$@" >/dev/null 2>&1; do
@@ -101,10 +152,11 @@ up() {
     down
   fi
   mkdir -p "$local_dir"
+  write_config
   # The binary runtime runs every component as a local process; each binary is given as a path
   # (kwokctl would otherwise download them). The short HPA sync period makes autoscaling react
   # within seconds, as the tests and demos need.
-  kwokctl create cluster --name "$name" --config "$here/kwokctl.yaml" --kubeconfig "" \
+  kwokctl create cluster --name "$name" --config "$local_dir/kwokctl.yaml" --kubeconfig "" \
     --kube-apiserver-binary "$tools/kube-apiserver" \
     --kube-controller-manager-binary "$tools/kube-controller-manager" \
     --kube-scheduler-binary "$tools/kube-scheduler" \
@@ -119,6 +171,7 @@ up() {
   cp "$KWOK_WORKDIR/clusters/$name/kubeconfig.yaml" "$kubeconfig"
   chmod 600 "$kubeconfig"
   create_nodes
+  create_volumes
   wait_for "nodes to be Ready" 60 kubectl --kubeconfig "$kubeconfig" wait --for=condition=Ready \
     node/kwok-node-0 node/kwok-node-1 --timeout=5s
   # metrics-server reports a node only once pods on it use something, so readiness here is the

@@ -1,0 +1,91 @@
+"""The Secret the operator generates: JWT signing key and credentials of managed services.
+
+Values are created once with a CSPRNG and carried over from the existing Secret on every
+reconcile, so they never change under running pods; they never appear in logs or ConfigMaps.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from collections.abc import Callable, Mapping
+from urllib.parse import quote
+
+from taskmanager_operator.builders.common import (
+    API,
+    POSTGRES_PORT,
+    REDIS_PORT,
+    Manifest,
+    cache_name,
+    database_name,
+    generated_secret_name,
+    metadata,
+)
+from taskmanager_operator.resource import TaskManager
+
+JWT_SIGNING_KEY = "TASKMANAGER_JWT_SIGNING_KEY"
+DATABASE_URL = "TASKMANAGER_DATABASE_URL"
+REDIS_URL = "TASKMANAGER_REDIS_URL"
+POSTGRES_PASSWORD = "POSTGRES_PASSWORD"  # noqa: S105 - a key name
+REDIS_PASSWORD = "REDIS_PASSWORD"  # noqa: S105 - a key name
+# Redis reads its password from its config file: on the command line `ps` would show it.
+REDIS_CONFIG = "redis.conf"
+POSTGRES_USER = "taskmanager"
+POSTGRES_DB = "taskmanager"
+
+TokenFactory = Callable[[int], str]
+
+
+def _generated_values(
+    tm: TaskManager, existing: Mapping[str, str], token: TokenFactory
+) -> dict[str, str]:
+    def keep_or_new(key: str, nbytes: int) -> str:
+        return existing.get(key) or token(nbytes)
+
+    values: dict[str, str] = {}
+    if tm.spec.auth.signing_key_secret_ref is None:
+        values[JWT_SIGNING_KEY] = keep_or_new(JWT_SIGNING_KEY, 48)
+    if tm.spec.database.managed is not None:
+        password = keep_or_new(POSTGRES_PASSWORD, 24)
+        values[POSTGRES_PASSWORD] = password
+        host = f"{database_name(tm)}.{tm.namespace}.svc"
+        values[DATABASE_URL] = (
+            f"postgresql+asyncpg://{POSTGRES_USER}:{quote(password, safe='')}"
+            f"@{host}:{POSTGRES_PORT}/{POSTGRES_DB}"
+        )
+    if tm.spec.redis.managed is not None:
+        password = keep_or_new(REDIS_PASSWORD, 24)
+        values[REDIS_PASSWORD] = password
+        host = f"{cache_name(tm)}.{tm.namespace}.svc"
+        values[REDIS_URL] = f"redis://:{quote(password, safe='')}@{host}:{REDIS_PORT}/0"
+        values[REDIS_CONFIG] = (
+            f'port {REDIS_PORT}\nrequirepass {password}\nsave ""\nappendonly no\n'
+            "protected-mode no\nmaxmemory-policy allkeys-lru\n"
+        )
+    return values
+
+
+def build_generated_secret(
+    tm: TaskManager,
+    existing: Mapping[str, str] | None = None,
+    token: TokenFactory = secrets.token_urlsafe,
+) -> Manifest | None:
+    """The generated Secret, or None when every secret value comes from the user's Secrets.
+
+    `existing` is the decoded data of the Secret as it is now, so generated values are kept.
+    """
+    values = _generated_values(tm, existing or {}, token)
+    if not values:
+        return None
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": metadata(tm, generated_secret_name(tm), API),
+        "type": "Opaque",
+        "data": {key: base64.b64encode(value.encode()).decode() for key, value in values.items()},
+    }
+
+
+def decode_secret_data(data: Mapping[str, str] | None) -> dict[str, str]:
+    """A Secret's `data` as text."""
+    return {key: base64.b64decode(value).decode() for key, value in (data or {}).items()}

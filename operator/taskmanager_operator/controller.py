@@ -1,0 +1,112 @@
+"""Runs reconciles off the work queue: backoff on failure, a follow-up while a TaskManager is
+converging, and a periodic resync; posts the events each reconcile reports."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import kopf
+
+from taskmanager_operator import metrics
+from taskmanager_operator.api.v1alpha1 import GROUP, KIND, VERSION
+from taskmanager_operator.reconcile import Outcome, Reconciler
+from taskmanager_operator.settings import OperatorSettings
+from taskmanager_operator.workqueue import WorkQueue
+
+logger = logging.getLogger(__name__)
+
+ObjectKey = tuple[str, str]
+
+
+class Controller:
+    def __init__(self, reconciler: Reconciler, settings: OperatorSettings) -> None:
+        self.reconciler = reconciler
+        self.settings = settings
+        self.queue: WorkQueue[ObjectKey] = WorkQueue()
+        self._failures: dict[ObjectKey, int] = {}
+        self._workers: list[asyncio.Task[None]] = []
+
+    def enqueue(self, namespace: str, name: str) -> None:
+        self.queue.add((namespace, name))
+        metrics.QUEUE_DEPTH.set(len(self.queue))
+
+    def forget(self, namespace: str, name: str) -> None:
+        self.queue.forget((namespace, name))
+        self._failures.pop((namespace, name), None)
+
+    def start(self) -> None:
+        self._workers = [
+            asyncio.create_task(self._work(), name=f"reconcile-worker-{index}")
+            for index in range(self.settings.workers)
+        ]
+
+    async def stop(self) -> None:
+        self.queue.shutdown()
+        for worker in self._workers:
+            worker.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+
+    def _backoff(self, key: ObjectKey) -> float:
+        failures = self._failures.get(key, 0) + 1
+        self._failures[key] = failures
+        delay = self.settings.retry_initial_seconds * 2 ** (failures - 1)
+        return float(min(delay, self.settings.retry_max_seconds))
+
+    async def _work(self) -> None:
+        while True:
+            key = await self.queue.get()
+            metrics.QUEUE_DEPTH.set(len(self.queue))
+            try:
+                await self._reconcile(key)
+            finally:
+                self.queue.done(key)
+
+    async def _reconcile(self, key: ObjectKey) -> None:
+        namespace, name = key
+        started = time.perf_counter()
+        try:
+            outcome = await asyncio.to_thread(self.reconciler.reconcile, namespace, name)
+        except Exception:
+            delay = self._backoff(key)
+            metrics.RECONCILES.labels(namespace, name, "error").inc()
+            logger.exception(
+                "reconcile of %s/%s failed; retrying in %.0f s", namespace, name, delay
+            )
+            self.queue.add_after(key, delay)
+            return
+        finally:
+            metrics.RECONCILE_DURATION.labels(namespace, name).observe(
+                time.perf_counter() - started
+            )
+        self._post_events(namespace, name, outcome)
+        if not outcome.exists:
+            self.forget(namespace, name)
+            return
+        if outcome.retry_reason is not None:
+            delay = self._backoff(key)
+            metrics.RECONCILES.labels(namespace, name, "retry").inc()
+            logger.info(
+                "%s/%s: %s; retrying in %.0f s", namespace, name, outcome.retry_reason, delay
+            )
+            self.queue.add_after(key, delay)
+            return
+        self._failures.pop(key, None)
+        metrics.RECONCILES.labels(namespace, name, "success").inc()
+        self.queue.add_after(key, outcome.requeue_after or self.settings.resync_seconds)
+
+    @staticmethod
+    def _post_events(namespace: str, name: str, outcome: Outcome) -> None:
+        if not outcome.events or outcome.uid is None:
+            return
+        reference: kopf.RawBody = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": KIND,
+            "metadata": {"namespace": namespace, "name": name, "uid": outcome.uid},
+        }
+        for event in outcome.events:
+            kopf.event(
+                kopf.Body(reference), type=event.type, reason=event.reason, message=event.message
+            )

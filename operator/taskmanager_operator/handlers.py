@@ -1,0 +1,92 @@
+"""kopf registrations and nothing else: every event turns into a key on the controller's queue."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+from kubernetes import config
+from kubernetes.client import ApiClient
+from prometheus_client import start_http_server
+
+from taskmanager_operator.api.v1alpha1 import GROUP, KIND, PLURAL, VERSION
+from taskmanager_operator.builders.common import MANAGED_BY
+from taskmanager_operator.controller import Controller
+from taskmanager_operator.k8s import Kube
+from taskmanager_operator.reconcile import Reconciler
+from taskmanager_operator.settings import OperatorSettings
+
+# Every kind of child: a change to any of them (a manual edit, a deletion, a status update)
+# reconciles its owner, so drift is put back without waiting for a resync.
+CHILD_RESOURCES = [
+    ("", "v1", "secrets"),
+    ("", "v1", "configmaps"),
+    ("", "v1", "services"),
+    ("apps", "v1", "deployments"),
+    ("apps", "v1", "statefulsets"),
+    ("batch", "v1", "jobs"),
+    ("autoscaling", "v2", "horizontalpodautoscalers"),
+    ("policy", "v1", "poddisruptionbudgets"),
+    ("networking.k8s.io", "v1", "networkpolicies"),
+    ("networking.k8s.io", "v1", "ingresses"),
+]
+OWNED = {"app.kubernetes.io/managed-by": MANAGED_BY}
+
+
+@kopf.on.startup()
+async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    # Our reconciles post their own events; kopf's per-handler chatter would only add noise.
+    settings.posting.level = logging.WARNING
+    settings.watching.server_timeout = 300
+    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    operator_settings = OperatorSettings()
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+    kube = Kube(ApiClient())
+    controller = Controller(Reconciler(kube, operator_settings), operator_settings)
+    controller.start()
+    memo["controller"] = controller
+    if operator_settings.metrics_port:
+        try:
+            start_http_server(operator_settings.metrics_port)
+        except OSError as error:
+            raise kopf.PermanentError(
+                f"cannot serve metrics on port {operator_settings.metrics_port}: {error}; set "
+                "TASKMANAGER_OPERATOR_METRICS_PORT to a free port (0 turns metrics off)"
+            ) from error
+
+
+@kopf.on.cleanup()
+async def stop(memo: kopf.Memo, **_: Any) -> None:
+    controller: Controller | None = memo.get("controller")
+    if controller is not None:
+        await controller.stop()
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def taskmanager_event(
+    event: kopf.RawEvent, name: str, namespace: str | None, memo: Any, **_: Any
+) -> None:
+    controller: Controller = memo["controller"]
+    if namespace is None:
+        return
+    if event["type"] == "DELETED":
+        controller.forget(namespace, name)
+    else:
+        controller.enqueue(namespace, name)
+
+
+def _child_event(body: kopf.Body, namespace: str | None, memo: Any, **_: Any) -> None:
+    controller: Controller = memo["controller"]
+    if namespace is None:
+        return
+    for owner in body.metadata.get("ownerReferences") or []:
+        if owner.get("kind") == KIND and owner.get("apiVersion") == f"{GROUP}/{VERSION}":
+            controller.enqueue(namespace, owner["name"])
+
+
+for _group, _version, _plural in CHILD_RESOURCES:
+    kopf.on.event(_group, _version, _plural, labels=OWNED, id=f"child-{_plural}")(_child_event)

@@ -1,0 +1,113 @@
+"""The only module that talks to the Kubernetes API.
+
+Children are written with server-side apply under one field manager; applying an unchanged
+manifest is a no-op on the server (resourceVersion does not move), which is what keeps a quiet
+reconcile free of writes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client import ApiClient
+from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic import DynamicClient
+
+from taskmanager_operator.api.v1alpha1 import GROUP, PLURAL, VERSION
+from taskmanager_operator.settings import FIELD_MANAGER
+
+logger = logging.getLogger(__name__)
+
+Object = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Applied:
+    object: Object
+    created: bool
+    changed: bool
+
+
+class Kube:
+    def __init__(self, api_client: ApiClient) -> None:
+        self._api_client = api_client
+        self._dynamic = DynamicClient(api_client)
+        self._custom = client.CustomObjectsApi(api_client)
+
+    def _resource(self, api_version: str, kind: str) -> Any:
+        return self._dynamic.resources.get(api_version=api_version, kind=kind)
+
+    def get(self, api_version: str, kind: str, namespace: str, name: str) -> Object | None:
+        try:
+            found = self._resource(api_version, kind).get(name=name, namespace=namespace)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        result: Object = found.to_dict()
+        return result
+
+    def get_taskmanager(self, namespace: str, name: str) -> Object | None:
+        try:
+            found: Object = self._custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, name
+            )
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        return found
+
+    def apply(self, manifest: Mapping[str, Any]) -> Applied:
+        """Server-side apply; says whether the object was created or changed."""
+        metadata = manifest["metadata"]
+        before = self.get(
+            manifest["apiVersion"], manifest["kind"], metadata["namespace"], metadata["name"]
+        )
+        applied = self._resource(manifest["apiVersion"], manifest["kind"]).server_side_apply(
+            body=dict(manifest),
+            namespace=metadata["namespace"],
+            field_manager=FIELD_MANAGER,
+            # The operator owns these fields: a manual edit is drift, put back.
+            force_conflicts=True,
+        )
+        after: Object = applied.to_dict()
+        before_version = (before or {}).get("metadata", {}).get("resourceVersion")
+        return Applied(
+            object=after,
+            created=before is None,
+            changed=before_version != after["metadata"]["resourceVersion"],
+        )
+
+    def delete_owned(
+        self, api_version: str, kind: str, namespace: str, name: str, owner_uid: str
+    ) -> bool:
+        """Delete a child that is no longer wanted; never an object someone else owns."""
+        existing = self.get(api_version, kind, namespace, name)
+        if existing is None:
+            return False
+        owners = existing["metadata"].get("ownerReferences") or []
+        if not any(owner.get("uid") == owner_uid for owner in owners):
+            logger.warning(
+                "not deleting %s %s/%s: not owned by this TaskManager", kind, namespace, name
+            )
+            return False
+        try:
+            self._resource(api_version, kind).delete(
+                name=name, namespace=namespace, body={"propagationPolicy": "Background"}
+            )
+        except ApiException as error:
+            if error.status != 404:
+                raise
+        return True
+
+    def patch_taskmanager_status(
+        self, namespace: str, name: str, status: Mapping[str, Any]
+    ) -> None:
+        self._custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, PLURAL, name, {"status": dict(status)}
+        )

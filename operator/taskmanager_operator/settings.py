@@ -1,0 +1,30 @@
+"""The operator's own settings, from TASKMANAGER_OPERATOR_* environment variables."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+FIELD_MANAGER = "taskmanager-operator"
+
+
+class OperatorSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TASKMANAGER_OPERATOR_", frozen=True)
+
+    image_repository: str = Field(
+        default="ghcr.io/taskmanager-operator/taskmanager-api",
+        min_length=1,
+        description="API image repository; spec.version is its tag unless spec.image is set.",
+    )
+    resync_seconds: float = Field(
+        default=300, gt=0, description="Every TaskManager is reconciled at least this often."
+    )
+    retry_initial_seconds: float = Field(default=2, gt=0)
+    retry_max_seconds: float = Field(default=60, gt=0)
+    progress_poll_seconds: float = Field(
+        default=10,
+        gt=0,
+        description="How soon a TaskManager that is still converging is looked at again.",
+    )
+    workers: int = Field(default=4, ge=1, le=64, description="Reconciles that run at once.")
+    metrics_port: int = Field(default=8081, ge=0, le=65535, description="0 turns metrics off.")

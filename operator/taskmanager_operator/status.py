@@ -1,0 +1,71 @@
+"""Conditions and phase, following the Kubernetes API conventions.
+
+A condition keeps its lastTransitionTime while its status stays the same, so a reconcile that
+observes nothing new computes exactly the status that is already there, and writes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+READY = "Ready"
+PROGRESSING = "Progressing"
+DEGRADED = "Degraded"
+DATABASE_READY = "DatabaseReady"
+CACHE_READY = "CacheReady"
+MIGRATIONS_APPLIED = "MigrationsApplied"
+SECRETS_READY = "SecretsReady"
+PAUSED = "Paused"
+
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+
+@dataclass(frozen=True)
+class Condition:
+    type: str
+    status: ConditionStatus
+    reason: str
+    message: str = ""
+
+
+def now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def merge_conditions(
+    previous: Sequence[Mapping[str, Any]], current: Sequence[Condition], generation: int
+) -> list[dict[str, Any]]:
+    """The new conditions list; lastTransitionTime moves only when a condition's status does."""
+    before = {condition["type"]: condition for condition in previous}
+    merged = []
+    for condition in current:
+        old = before.get(condition.type)
+        unchanged = old is not None and old.get("status") == condition.status
+        merged.append(
+            {
+                "type": condition.type,
+                "status": condition.status,
+                "reason": condition.reason,
+                "message": condition.message,
+                "lastTransitionTime": old["lastTransitionTime"] if old and unchanged else now(),
+                "observedGeneration": generation,
+            }
+        )
+    return merged
+
+
+def transitions(
+    previous: Sequence[Mapping[str, Any]], current: Sequence[Condition]
+) -> list[Condition]:
+    """Conditions whose status or reason changed: what deserves an event."""
+    before = {condition["type"]: condition for condition in previous}
+    return [
+        condition
+        for condition in current
+        if (old := before.get(condition.type)) is None
+        or old.get("status") != condition.status
+        or old.get("reason") != condition.reason
+    ]
