@@ -104,7 +104,13 @@ async def test_admin_lists_users_changes_roles_and_deactivates(
     await api.patch(f"{API}/users/{member.id}", as_=admin, json={"role": "member"})
     assert_error(await api.get(f"{API}/users", as_=member), 403)
 
-    for body in ({"id": "x"}, {"email": "a@b.co"}, {"role": "owner"}, {"role": None}):
+    for body in (
+        {"id": "x"},
+        {"email": "a@b.co"},
+        {"role": "owner"},
+        {"role": None},
+        {"is_active": 0},
+    ):
         assert_error(await api.patch(f"{API}/users/{member.id}", as_=admin, json=body), 422)
     assert_error(
         await api.patch(f"{API}/users/{admin.id}", as_=admin, json={"is_active": False}), 409

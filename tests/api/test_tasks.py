@@ -137,6 +137,7 @@ async def test_page_size_is_capped_and_bad_queries_are_422(api: ApiClient) -> No
         {"sort": "password"},
         {"due_before": "tomorrow"},
         {"due_before": "2030-01-01T00:00:00"},  # naive: ambiguous
+        {"due_before": "0.5"},  # pydantic alone would read a Unix timestamp
         {"unknown": "1"},
     ):
         response = await api.get(f"{API}/tasks", as_=me, params=params)
@@ -154,6 +155,7 @@ async def test_invalid_bodies_get_field_level_422(api: ApiClient) -> None:
         ({"title": "x", "tags": ["Not A Tag"]}, ["body", "tags", 0]),
         ({"title": "x", "tags": [f"t{i}" for i in range(21)]}, ["body", "tags"]),
         ({"title": "x", "due_at": "soon"}, ["body", "due_at"]),
+        ({"title": "x", "due_at": 1700000000}, ["body", "due_at"]),
         ({}, ["body", "title"]),
     ]
     for body, location in cases:
@@ -167,6 +169,7 @@ async def test_invalid_bodies_get_field_level_422(api: ApiClient) -> None:
     )
     assert_error(not_json, 422)
     assert_error(await api.get(f"{API}/tasks/not-a-uuid", as_=me), 422)
+    assert_error(await api.patch(f"{API}/users/not-a-uuid", as_=me, json={}), 404)
 
 
 async def test_bodies_over_the_limit_are_413(api: ApiClient) -> None:
@@ -186,5 +189,10 @@ async def test_bodies_over_the_limit_are_413(api: ApiClient) -> None:
 
 async def test_every_error_has_the_same_shape(api: ApiClient) -> None:
     assert_error(await api.get("/no/such/path"), 404, "not_found")
-    assert_error(await api.request("PUT", f"{API}/tasks"), 405, "method_not_allowed")
+    not_allowed = assert_error(await api.request("PUT", f"{API}/tasks"), 405)
+    assert not_allowed["code"] == "method_not_allowed"
+    # Allow lists every method of the resource, not only the first route Starlette tried.
+    put = await api.request("PUT", f"{API}/tasks/{uuid.uuid4()}")
+    assert put.headers["allow"] == "DELETE, GET, PATCH"
+    assert (await api.request("PATCH", f"{API}/users/me")).headers["allow"] == "GET"
     assert_error(await api.get(f"{API}/tasks"), 401, "unauthorized")

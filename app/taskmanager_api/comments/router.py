@@ -60,7 +60,7 @@ async def list_comments(
 @router.delete(
     "/{comment_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=error_responses(*AUTHENTICATED_ERRORS, 403, 404),
+    responses=error_responses(*AUTHENTICATED_ERRORS, 403, 404, 409),
 )
 async def delete_comment(
     comment_id: uuid.UUID, task: VisibleTaskJSON, user: CurrentUser, session: SessionDep

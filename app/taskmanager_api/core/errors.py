@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
@@ -139,10 +140,36 @@ async def _api_error(_request: Request, error: Exception) -> JSONResponse:
     return error_response(error.status_code, error.code, error.message, headers=error.headers)
 
 
-async def _http_error(_request: Request, error: Exception) -> JSONResponse:
+async def _http_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)  # noqa: S101 - registered for it only
     message = error.detail if isinstance(error.detail, str) else None
-    return error_response(error.status_code, message=message, headers=error.headers)
+    headers = dict(error.headers or {})
+    if error.status_code == 405:
+        # Starlette's Allow lists only the first route on the path; the whole resource counts.
+        allowed = allowed_methods(request.app, request.url.path)
+        if allowed:
+            headers["Allow"] = allowed
+    return error_response(error.status_code, message=message, headers=headers or None)
+
+
+_HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+
+
+def allowed_methods(app: FastAPI, path: str) -> str | None:
+    table: list[tuple[re.Pattern[str], str]] | None = getattr(app.state, "allow_table", None)
+    if table is None:
+        templates = sorted(app.openapi()["paths"].items(), key=lambda item: item[0].count("{"))
+        table = [
+            (
+                re.compile("^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)) + "$"),
+                ", ".join(
+                    sorted(method.upper() for method in operations if method in _HTTP_METHODS)
+                ),
+            )
+            for template, operations in templates
+        ]
+        app.state.allow_table = table
+    return next((methods for pattern, methods in table if pattern.match(path)), None)
 
 
 async def _validation_error(_request: Request, error: Exception) -> JSONResponse:

@@ -94,7 +94,7 @@ async def update_task(
 @router.delete(
     "/{task_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=error_responses(*AUTHENTICATED_ERRORS, 403, 404),
+    responses=error_responses(*AUTHENTICATED_ERRORS, 403, 404, 409),
 )
 async def delete_task(
     task: VisibleTaskRow, user: CurrentUser, services: ServicesDep, session: SessionDep

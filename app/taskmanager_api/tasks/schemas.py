@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -11,6 +12,7 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -30,8 +32,22 @@ Tag = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,49}$")]
 Tags = Annotated[list[Tag], Field(max_length=MAX_TAGS)]
 
 
+_NUMBER = re.compile(r"^\s*[+-]?\d+(\.\d*)?\s*$")
+
+
+def _iso_only(value: object) -> object:
+    """pydantic would read a number as a Unix timestamp; the schema promises ISO 8601 only."""
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.match(value)):
+        raise ValueError("must be an ISO 8601 date-time with a time zone")
+    return value
+
+
 # Stored and answered in UTC, whatever offset the client wrote.
-DueAt = Annotated[AwareDatetime, AfterValidator(lambda value: value.astimezone(UTC))]
+DueAt = Annotated[
+    AwareDatetime,
+    BeforeValidator(_iso_only),
+    AfterValidator(lambda value: value.astimezone(UTC)),
+]
 
 
 def _distinct(tags: list[str]) -> list[str]:
@@ -115,8 +131,8 @@ class TaskQuery(StrictModel):
     priority: TaskPriority | None = None
     assignee_id: uuid.UUID | None = None
     tag: Tag | None = None
-    due_before: AwareDatetime | None = None
-    due_after: AwareDatetime | None = None
+    due_before: DueAt | None = None
+    due_after: DueAt | None = None
     q: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = Field(
         default=None, description="Case-insensitive text search in title and description."
     )

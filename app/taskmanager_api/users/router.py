@@ -47,7 +47,8 @@ async def list_users(
 
 
 @router.patch(
-    "/{user_id}",
+    # The uuid convertor keeps "/users/me" from matching here: PATCH /users/me is then a 405.
+    "/{user_id:uuid}",
     response_model=UserPublic,
     responses=error_responses(*AUTHENTICATED_ERRORS, 403, 404, 409),
 )
