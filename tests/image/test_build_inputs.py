@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -59,3 +62,23 @@ def test_dockerfile_passes_hadolint() -> None:
         [str(REPO / "hack/image/lint.sh")], capture_output=True, text=True, timeout=300, check=False
     )
     assert result.returncode == 0, f"{result.stdout}{result.stderr}"
+
+
+def test_missing_podman_fails_the_image_tests_with_what_to_install(tmp_path: Path) -> None:
+    # A PATH with every tool build.sh uses except podman and apt-get (so it cannot install them).
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for tool in ("bash", "env", "dirname", "sha256sum", "cut", "sort", "id", "mkdir", "flock"):
+        if found := shutil.which(tool):
+            (tools / tool).symlink_to(found)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
+         "tests/image/test_image.py::test_image_user_is_a_fixed_non_root_uid"],
+        cwd=REPO, env={**os.environ, "PATH": str(tools)},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert "1 error" in output, output
+    assert "skipped" not in output, output
+    assert "apt-get install -y --no-install-recommends podman" in output, output
