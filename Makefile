@@ -49,6 +49,7 @@ system-deps:
 .PHONY: lock
 lock: | $(UV) ## Re-resolve requirements.lock from pyproject.toml.
 	$(UV) pip compile pyproject.toml --group dev --universal --python-version 3.11 --generate-hashes -q -o requirements.lock
+	UV=$(UV) hack/image/lock.sh
 
 .PHONY: lint
 lint: $(VENV)/.installed ## Run ruff (check and format) and mypy --strict.
@@ -100,3 +101,8 @@ run: $(RUN_NEEDS_LOCAL_CLUSTER) ## Start the local cluster (unless KUBECONFIG is
 .PHONY: manifests
 manifests: $(VENV)/.installed ## Generate the CRD in crds/ from the pydantic models.
 	@$(PY) -m taskmanager_operator.api.crd crds
+
+##@ Image
+.PHONY: image
+image: ## Build the container image taskmanager-operator:dev with podman (IMAGE=, BASE_IMAGE= override).
+	@hack/image/build.sh

@@ -7,10 +7,7 @@ import asyncio
 import logging
 import time
 
-import kopf
-
 from taskmanager_operator import metrics
-from taskmanager_operator.api.v1alpha1 import GROUP, KIND, VERSION
 from taskmanager_operator.reconcile import Outcome, Reconciler
 from taskmanager_operator.settings import OperatorSettings
 from taskmanager_operator.workqueue import WorkQueue
@@ -60,6 +57,10 @@ class Controller:
             metrics.QUEUE_DEPTH.set(len(self.queue))
             try:
                 await self._reconcile(key)
+            except Exception:
+                # A worker must outlive any one failure, or reconciles silently stop.
+                logger.exception("unexpected failure handling %s/%s", *key)
+                self.queue.add_after(key, self._backoff(key))
             finally:
                 self.queue.done(key)
 
@@ -80,7 +81,7 @@ class Controller:
             metrics.RECONCILE_DURATION.labels(namespace, name).observe(
                 time.perf_counter() - started
             )
-        self._post_events(namespace, name, outcome)
+        await self._post_events(namespace, name, outcome)
         if not outcome.exists:
             self.forget(namespace, name)
             return
@@ -96,16 +97,19 @@ class Controller:
         metrics.RECONCILES.labels(namespace, name, "success").inc()
         self.queue.add_after(key, outcome.requeue_after or self.settings.resync_seconds)
 
-    @staticmethod
-    def _post_events(namespace: str, name: str, outcome: Outcome) -> None:
-        if not outcome.events or outcome.uid is None:
+    async def _post_events(self, namespace: str, name: str, outcome: Outcome) -> None:
+        if outcome.uid is None:
             return
-        reference: kopf.RawBody = {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": KIND,
-            "metadata": {"namespace": namespace, "name": name, "uid": outcome.uid},
-        }
+        involved = {"namespace": namespace, "name": name, "uid": outcome.uid}
         for event in outcome.events:
-            kopf.event(
-                kopf.Body(reference), type=event.type, reason=event.reason, message=event.message
-            )
+            try:
+                await asyncio.to_thread(
+                    self.reconciler.kube.post_event,
+                    involved,
+                    event.type,
+                    event.reason,
+                    event.message,
+                )
+            except Exception:
+                # An event is worth a log line, not a failed reconcile.
+                logger.exception("could not post event %s on %s/%s", event.reason, namespace, name)

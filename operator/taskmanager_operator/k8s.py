@@ -8,8 +8,10 @@ reconcile free of writes.
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import client
@@ -17,12 +19,14 @@ from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 
-from taskmanager_operator.api.v1alpha1 import GROUP, PLURAL, VERSION
+from taskmanager_operator.api.v1alpha1 import GROUP, KIND, PLURAL, VERSION
 from taskmanager_operator.settings import FIELD_MANAGER
 
 logger = logging.getLogger(__name__)
 
 Object = dict[str, Any]
+# Which replica posted an event (the pod name in a cluster).
+REPORTING_INSTANCE = socket.gethostname()
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,7 @@ class Kube:
         self._api_client = api_client
         self._dynamic = DynamicClient(api_client)
         self._custom = client.CustomObjectsApi(api_client)
+        self._core = client.CoreV1Api(api_client)
 
     def _resource(self, api_version: str, kind: str) -> Any:
         return self._dynamic.resources.get(api_version=api_version, kind=kind)
@@ -76,12 +81,14 @@ class Kube:
             force_conflicts=True,
         )
         after: Object = applied.to_dict()
-        before_version = (before or {}).get("metadata", {}).get("resourceVersion")
-        return Applied(
-            object=after,
-            created=before is None,
-            changed=before_version != after["metadata"]["resourceVersion"],
+        # A controller may update the object's status between the read and the apply, so the
+        # resourceVersion alone over-reports; our own managedFields entry moves only when the
+        # apply itself changed something.
+        changed = before is None or (
+            before["metadata"]["resourceVersion"] != after["metadata"]["resourceVersion"]
+            and _applied_entry(before) != _applied_entry(after)
         )
+        return Applied(object=after, created=before is None, changed=changed)
 
     def delete_owned(
         self, api_version: str, kind: str, namespace: str, name: str, owner_uid: str
@@ -105,9 +112,48 @@ class Kube:
                 raise
         return True
 
+    def post_event(
+        self, involved: Mapping[str, str], event_type: str, reason: str, message: str
+    ) -> None:
+        """A core/v1 Event on a TaskManager, as `kubectl describe` shows them."""
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        self._core.create_namespaced_event(
+            involved["namespace"],
+            {
+                "metadata": {
+                    "generateName": f"{involved['name']}.",
+                    "namespace": involved["namespace"],
+                },
+                "involvedObject": {
+                    "apiVersion": f"{GROUP}/{VERSION}",
+                    "kind": KIND,
+                    "name": involved["name"],
+                    "namespace": involved["namespace"],
+                    "uid": involved["uid"],
+                },
+                "type": event_type,
+                "reason": reason,
+                # The API server caps messages at 1 KiB.
+                "message": message[:1024],
+                "source": {"component": FIELD_MANAGER},
+                "reportingComponent": FIELD_MANAGER,
+                "reportingInstance": REPORTING_INSTANCE,
+                "firstTimestamp": now,
+                "lastTimestamp": now,
+                "count": 1,
+            },
+        )
+
     def patch_taskmanager_status(
         self, namespace: str, name: str, status: Mapping[str, Any]
     ) -> None:
         self._custom.patch_namespaced_custom_object_status(
             GROUP, VERSION, namespace, PLURAL, name, {"status": dict(status)}
         )
+
+
+def _applied_entry(obj: Object) -> Any:
+    for entry in obj["metadata"].get("managedFields") or []:
+        if entry.get("manager") == FIELD_MANAGER and entry.get("operation") == "Apply":
+            return entry
+    return None

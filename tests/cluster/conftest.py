@@ -15,6 +15,7 @@ from kubernetes.dynamic import DynamicClient
 
 from taskmanager_operator.api.crd import CRD_FILE
 from taskmanager_operator.api.v1alpha1 import GROUP, PLURAL, VERSION
+from tests.support.operator import OperatorProcess, run_operator
 from tests.support.wait import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -80,3 +81,11 @@ def taskmanager_crd(api_client: ApiClient) -> str:
         what=f"{PLURAL} to be served",
     )
     return name
+
+
+@pytest.fixture(scope="session")
+def operator(taskmanager_crd: str) -> Iterator[OperatorProcess]:
+    """The operator, watching every namespace, for the whole session."""
+    kubeconfig = Path(os.environ.get("KUBECONFIG") or REPO / ".local" / "kubeconfig")
+    with run_operator(kubeconfig, "--all-namespaces") as running:
+        yield running

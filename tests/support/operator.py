@@ -1,0 +1,98 @@
+"""The real operator, run as a subprocess (`python -m taskmanager_operator`) against the cluster."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support.services import free_port
+from tests.support.wait import wait_until
+
+
+@dataclass
+class OperatorProcess:
+    process: subprocess.Popen[bytes]
+    log: Path
+    metrics_port: int
+    liveness_port: int
+
+    def log_tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+    def reconciles(self, namespace: str, name: str, result: str = "success") -> float:
+        """How many reconciles of one TaskManager finished with `result` (the operator's metric)."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics") as response:
+            text = response.read().decode()
+        for family in text_string_to_metric_families(text):
+            if family.name != "taskmanager_operator_reconciles":
+                continue
+            for sample in family.samples:
+                labels = sample.labels
+                if (
+                    sample.name.endswith("_total")
+                    and labels.get("namespace") == namespace
+                    and labels.get("name") == name
+                    and labels.get("result") == result
+                ):
+                    return float(sample.value)
+        return 0.0
+
+
+@contextmanager
+def run_operator(kubeconfig: Path, *args: str) -> Iterator[OperatorProcess]:
+    workdir = Path(tempfile.mkdtemp(prefix="taskmanager-operator-"))
+    log = workdir / "operator.log"
+    metrics_port, liveness_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(kubeconfig),
+        "TASKMANAGER_OPERATOR_METRICS_PORT": str(metrics_port),
+        # Tests want quick follow-ups and retries; production defaults are slower.
+        "TASKMANAGER_OPERATOR_PROGRESS_POLL_SECONDS": "2",
+        "TASKMANAGER_OPERATOR_RETRY_INITIAL_SECONDS": "1",
+        "TASKMANAGER_OPERATOR_RETRY_MAX_SECONDS": "4",
+    }
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "taskmanager_operator",
+                "--liveness",
+                f"http://127.0.0.1:{liveness_port}/healthz",
+                "--log-format",
+                "plain",
+                *args,
+            ],
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    operator = OperatorProcess(process, log, metrics_port, liveness_port)
+
+    def alive() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"the operator exited:\n{operator.log_tail()}")
+        url = f"http://127.0.0.1:{liveness_port}/healthz"
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+
+    try:
+        wait_until(alive, timeout=60, what="the operator's liveness endpoint")
+        yield operator
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
