@@ -90,6 +90,29 @@ class Kube:
         )
         return Applied(object=after, created=before is None, changed=changed)
 
+    def hand_over_replicas(self, deployment: Object) -> None:
+        """Let go of a Deployment's spec.replicas without the field snapping back to 1.
+
+        Applying a manifest without a field that only we own removes the field, and the
+        Deployment would drop to its default of one replica before the HPA scales it up again.
+        A second manager co-owns the current value first (an apply of the same value records
+        shared ownership, where an update would be a no-op), so the field stays for the HPA.
+        """
+        owned = ((_applied_entry(deployment) or {}).get("fieldsV1") or {}).get("f:spec") or {}
+        if "f:replicas" not in owned:
+            return
+        metadata = deployment["metadata"]
+        self._resource("apps/v1", "Deployment").server_side_apply(
+            body={
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": metadata["name"], "namespace": metadata["namespace"]},
+                "spec": {"replicas": deployment["spec"]["replicas"]},
+            },
+            namespace=metadata["namespace"],
+            field_manager=f"{FIELD_MANAGER}-handover",
+        )
+
     def delete_owned(
         self, api_version: str, kind: str, namespace: str, name: str, owner_uid: str
     ) -> bool:

@@ -159,8 +159,11 @@ class Reconciler:
         )
 
         rollout_checksum = checksum(config_map["data"], (generated or {}).get("data"), user_secrets)
-        serving_image = self._converge_migration(tm, observed, outcome, database_ready)
+        current = self.kube.get("apps/v1", "Deployment", tm.namespace, api_name(tm))
+        serving_image = self._converge_migration(tm, current, observed, outcome, database_ready)
         deployment: Object | None = None
+        if current is not None and tm.spec.autoscaling.enabled:
+            self.kube.hand_over_replicas(current)
         if serving_image is not None:
             deployment = self._apply(
                 api.build_deployment(tm, image=serving_image, rollout_checksum=rollout_checksum),
@@ -217,11 +220,15 @@ class Reconciler:
         return int(workload_status.get("readyReplicas") or 0) >= 1
 
     def _converge_migration(
-        self, tm: TaskManager, observed: Observed, outcome: Outcome, database_ready: bool
+        self,
+        tm: TaskManager,
+        current: Object | None,
+        observed: Observed,
+        outcome: Outcome,
+        database_ready: bool,
     ) -> str | None:
         """The image the Deployment may run: the new one only once its migration Job completed."""
         desired = image(tm, self.settings.image_repository)
-        current = self.kube.get("apps/v1", "Deployment", tm.namespace, api_name(tm))
         current_image = _api_image(current)
         if current_image == desired:
             observed.conditions.append(

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import base64
 import subprocess
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from kubernetes import client
+from kubernetes import client, watch
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
@@ -467,6 +468,24 @@ def test_autoscaling_on_and_off(api_client: ApiClient, namespace: str, tms: Task
     tms.create("elastic", {"replicas": 2})
     tms.wait_phase("elastic", "Ready")
 
+    # Record every replica count the Deployment passes through while the HPA takes over.
+    seen: list[int] = []
+    stop = threading.Event()
+
+    def record() -> None:
+        watcher = watch.Watch()
+        for event in watcher.stream(
+            tms.apps.list_namespaced_deployment,
+            namespace,
+            field_selector="metadata.name=elastic-api",
+            timeout_seconds=60,
+        ):
+            seen.append(event["object"].spec.replicas)
+            if stop.is_set():
+                watcher.stop()
+
+    recorder = threading.Thread(target=record, daemon=True)
+    recorder.start()
     tms.patch_spec(
         "elastic", {"autoscaling": {"enabled": True, "minReplicas": 3, "maxReplicas": 6}}
     )
@@ -486,6 +505,13 @@ def test_autoscaling_on_and_off(api_client: ApiClient, namespace: str, tms: Task
         timeout=60,
         what="the HPA to bring the Deployment to its minimum",
     )
+    stop.set()
+    tms.apps.patch_namespaced_deployment(  # one more event, so the watch sees `stop`
+        "elastic-api", namespace, {"metadata": {"annotations": {"test/stop": "1"}}}
+    )
+    recorder.join(timeout=70)
+    assert seen, "the watch saw the Deployment"
+    assert min(seen) >= 2, f"replicas dropped while the HPA took over: {seen}"
 
     tms.patch_spec("elastic", {"autoscaling": {"enabled": False}, "replicas": 2})
     wait_until(
