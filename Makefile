@@ -89,13 +89,8 @@ endif
 
 ##@ Run
 .PHONY: run
-run: $(RUN_NEEDS_LOCAL_CLUSTER) ## Start the local cluster (unless KUBECONFIG is set) and print how to use it.
-	@echo
-	@echo "The cluster is running. Use it with:"
-	@echo "  export KUBECONFIG=$(KUBECONFIG) PATH=$(CURDIR)/$(LOCAL)/bin:\$$PATH"
-	@echo "  kubectl get nodes"
-	@echo "Stop it with: make cluster-down"
-	@kubectl get nodes
+run: $(VENV)/.installed $(RUN_NEEDS_LOCAL_CLUSTER) ## Start the cluster (unless KUBECONFIG is set), run the operator, apply the sample.
+	@hack/run.sh
 
 ##@ Generated files
 .PHONY: manifests
