@@ -8,8 +8,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from taskmanager_api.auth.service import AuthenticatedUser, user_cache_key
-from taskmanager_api.core.deps import Services, ServicesDep, SessionDep
+from taskmanager_api.auth.service import AuthenticatedUser
+from taskmanager_api.cache_keys import prefetch_keys, user_cache_key
+from taskmanager_api.core.deps import Services, ServicesDep
 from taskmanager_api.core.errors import ForbiddenError, RateLimitedError, UnauthorizedError
 from taskmanager_api.core.security import InvalidTokenError, TokenClaims, TokenType
 from taskmanager_api.users import service as users
@@ -39,7 +40,7 @@ AccessClaims = Annotated[TokenClaims, Depends(access_claims)]
 
 
 async def current_user(
-    services: ServicesDep, session: SessionDep, claims: AccessClaims
+    request: Request, services: ServicesDep, claims: AccessClaims
 ) -> AuthenticatedUser:
     failures = services.metrics.auth_failures
     cache_key = user_cache_key(claims.subject)
@@ -48,7 +49,9 @@ async def current_user(
         user_key=cache_key,
         rate_key=f"user:{claims.subject}",
         window_ms=_window_ms(services),
+        prefetch=prefetch_keys(request.path_params),
     )
+    request.state.prefetched = state.prefetched
     if state.family_revoked:
         failures.labels(reason="revoked").inc()
         raise UnauthorizedError
@@ -58,7 +61,9 @@ async def current_user(
     if state.cached_user is not None:
         user = AuthenticatedUser.load(state.cached_user)
     else:
-        row = await users.get_user(session, user_id=claims.subject)
+        # A session of its own, only on a miss: most requests never touch the database here.
+        async with services.sessions() as session:
+            row = await users.get_user(session, user_id=claims.subject)
         if row is None:
             failures.labels(reason="unknown_user").inc()
             raise UnauthorizedError

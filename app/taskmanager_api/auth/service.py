@@ -48,10 +48,6 @@ class AuthenticatedUser:
         )
 
 
-def user_cache_key(user_id: uuid.UUID) -> str:
-    return f"user:{user_id}"
-
-
 @dataclass(frozen=True, slots=True)
 class IssuedTokens:
     access_token: str

@@ -30,6 +30,20 @@ return 1
 """
 
 
+# Everything an authenticated request must know, in one atomic round trip: is the session revoked,
+# the cached caller, the caller's rate-limit count and window, and any keys the handler will read
+# next (prefetched). KEYS: revoked mark, cached user, rate counter, prefetched keys...
+_ACCESS_STATE = """
+local revoked = redis.call('EXISTS', KEYS[1])
+local user = redis.call('GET', KEYS[2])
+local count = redis.call('INCR', KEYS[3])
+if count == 1 then redis.call('PEXPIRE', KEYS[3], ARGV[1]) end
+local result = {revoked, user, count, redis.call('PTTL', KEYS[3])}
+for i = 4, #KEYS do result[#result + 1] = redis.call('GET', KEYS[i]) end
+return result
+"""
+
+
 class StoreUnavailableError(Exception):
     """Redis did not answer: the request cannot be checked, so it is refused (fail closed)."""
 
@@ -48,6 +62,7 @@ class AccessState:
     family_revoked: bool
     cached_user: bytes | None
     hit: Hit
+    prefetched: dict[str, tuple[int, bytes] | bytes | None]
 
 
 class Store(Protocol):
@@ -56,7 +71,13 @@ class Store(Protocol):
     async def ping(self) -> None: ...
     async def aclose(self) -> None: ...
     async def access_state(
-        self, *, family: str, user_key: str, rate_key: str, window_ms: int
+        self,
+        *,
+        family: str,
+        user_key: str,
+        rate_key: str,
+        window_ms: int,
+        prefetch: tuple[str, ...] = (),
     ) -> AccessState: ...
     async def hit(self, key: str, window_ms: int) -> Hit: ...
     async def revoke_family(self, family: str, ttl_ms: int) -> None: ...
@@ -83,6 +104,7 @@ class RedisStore:
         self._client = client
         self._prefix = prefix
         self._put_if_newer = client.register_script(_PUT_IF_NEWER)
+        self._access_state = client.register_script(_ACCESS_STATE)
 
     @classmethod
     def from_url(cls, url: str, *, prefix: str, timeout: float, max_connections: int) -> RedisStore:
@@ -111,21 +133,30 @@ class RedisStore:
         await self._client.aclose()
 
     async def access_state(
-        self, *, family: str, user_key: str, rate_key: str, window_ms: int
+        self,
+        *,
+        family: str,
+        user_key: str,
+        rate_key: str,
+        window_ms: int,
+        prefetch: tuple[str, ...] = (),
     ) -> AccessState:
-        # One round trip for everything an authenticated request needs to know.
-        pipe = self._client.pipeline(transaction=False)
-        pipe.exists(self._k("revoked", family))
-        pipe.get(self._k("cache", user_key))
-        pipe.incr(self._k("rl", rate_key))
-        pipe.pexpire(self._k("rl", rate_key), window_ms, nx=True)
-        pipe.pttl(self._k("rl", rate_key))
-        revoked, user, count, _, ttl = await self._run(pipe.execute())
+        keys = [
+            self._k("revoked", family),
+            self._k("cache", user_key),
+            self._k("rl", rate_key),
+            *(self._k("cache", key) for key in prefetch),
+        ]
+        reply = await self._run(self._access_state(keys=keys, args=[window_ms]))
+        revoked, user, count, ttl = reply[:4]
         cached = _decode_cached(user)
         return AccessState(
             family_revoked=bool(revoked),
             cached_user=cached[1] if isinstance(cached, tuple) else None,
             hit=Hit(count=int(count), retry_after_ms=max(int(ttl), 0)),
+            prefetched={
+                key: _decode_cached(value) for key, value in zip(prefetch, reply[4:], strict=True)
+            },
         )
 
     async def hit(self, key: str, window_ms: int) -> Hit:
@@ -206,13 +237,20 @@ class MemoryStore:
         self._data.clear()
 
     async def access_state(
-        self, *, family: str, user_key: str, rate_key: str, window_ms: int
+        self,
+        *,
+        family: str,
+        user_key: str,
+        rate_key: str,
+        window_ms: int,
+        prefetch: tuple[str, ...] = (),
     ) -> AccessState:
         cached = self._get("cache:" + user_key)
         return AccessState(
             family_revoked=await self.family_revoked(family),
             cached_user=cached[1] if isinstance(cached, tuple) else None,
             hit=await self.hit(rate_key, window_ms),
+            prefetched={key: await self.cache_get(key) for key in prefetch},
         )
 
     async def hit(self, key: str, window_ms: int) -> Hit:

@@ -21,6 +21,7 @@ from taskmanager_api.core.config import Settings, key_id_for
 logger = logging.getLogger(__name__)
 
 ALGORITHM = "HS256"
+VERIFIED_CACHE_SIZE = 10_000
 REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub", "typ", "jti", "fam"]
 
 
@@ -82,6 +83,10 @@ class TokenService:
         self._issuer = issuer
         self._audience = audience
         self.ttl = {TokenType.ACCESS: access_ttl, TokenType.REFRESH: refresh_ttl}
+        # Verified tokens, so a client's next request skips the signature and claim checks:
+        # the outcome for the same token string cannot change, except by expiry (checked on
+        # every hit). Revocation is not decided here but by the shared store, on every request.
+        self._verified: dict[str, TokenClaims] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TokenService:
@@ -122,6 +127,19 @@ class TokenService:
         return token, claims
 
     def decode(self, token: str, expected: TokenType) -> TokenClaims:
+        claims = self._verified.get(token)
+        if claims is None:
+            claims = self._decode(token, expected)
+            if len(self._verified) >= VERIFIED_CACHE_SIZE:
+                self._verified.clear()
+            self._verified[token] = claims
+        if claims.type is not expected:
+            raise InvalidTokenError("type")
+        if claims.expires_at <= time.time():
+            raise InvalidTokenError("expired")
+        return claims
+
+    def _decode(self, token: str, expected: TokenType) -> TokenClaims:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError:

@@ -5,20 +5,17 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
 
 from taskmanager_api.auth.dependencies import CurrentUser
 from taskmanager_api.auth.service import AuthenticatedUser
+from taskmanager_api.cache_keys import task_cache_key
 from taskmanager_api.core.deps import Services, ServicesDep, SessionDep
 from taskmanager_api.core.errors import NotFoundError
 from taskmanager_api.core.redis import TOMBSTONE
 from taskmanager_api.tasks import service as tasks
 from taskmanager_api.tasks.models import Task
 from taskmanager_api.tasks.schemas import TaskPublic
-
-
-def task_cache_key(task_id: uuid.UUID) -> str:
-    return f"task:{task_id}"
 
 
 def _ttl_ms(services: Services) -> int:
@@ -48,10 +45,13 @@ def _visible(task: TaskPublic | Task, user: AuthenticatedUser) -> bool:
 
 
 async def visible_task_json(
-    task_id: uuid.UUID, user: CurrentUser, services: ServicesDep, session: SessionDep
+    task_id: uuid.UUID, request: Request, user: CurrentUser, services: ServicesDep
 ) -> tuple[TaskPublic, bytes]:
     """The task as the API shows it, from the cache when possible, or 404."""
-    cached = await services.store.cache_get(task_cache_key(task_id))
+    key = task_cache_key(task_id)
+    prefetched = getattr(request.state, "prefetched", {})
+    # Usually fetched already, in the same round trip that authenticated the caller.
+    cached = prefetched[key] if key in prefetched else await services.store.cache_get(key)
     if cached == TOMBSTONE:
         services.metrics.cache_hits.inc()
         raise NotFoundError("task")
@@ -61,11 +61,13 @@ async def visible_task_json(
         task = TaskPublic.model_validate_json(body)
     else:
         services.metrics.cache_misses.inc()
-        row = await tasks.get_task(session, task_id=task_id)
-        if row is None:
-            raise NotFoundError("task")
+        # A session of its own, only on a miss: a cached read never touches the database.
+        async with services.sessions() as session:
+            row = await tasks.get_task(session, task_id=task_id)
+            if row is None:
+                raise NotFoundError("task")
+            task = TaskPublic.model_validate(row)
         body = await cache_task(services, row)
-        task = TaskPublic.model_validate(row)
     # The same answer as for a missing task: a task id tells nothing about a task one cannot see.
     if not _visible(task, user):
         raise NotFoundError("task")

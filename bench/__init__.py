@@ -1,0 +1,1 @@
+"""Benchmarks of the API; `python -m bench.run` writes docs/benchmarks.md."""
