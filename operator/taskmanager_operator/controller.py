@@ -24,6 +24,8 @@ class Controller:
         self.queue: WorkQueue[ObjectKey] = WorkQueue()
         self._failures: dict[ObjectKey, int] = {}
         self._workers: list[asyncio.Task[None]] = []
+        # Set while this replica may act (always, without leader election).
+        self.leading = asyncio.Event()
 
     def enqueue(self, namespace: str, name: str) -> None:
         self.queue.add((namespace, name))
@@ -53,7 +55,13 @@ class Controller:
 
     async def _work(self) -> None:
         while True:
+            await self.leading.wait()
             key = await self.queue.get()
+            if not self.leading.is_set():
+                # Lost the lead while waiting: keep the key for whoever acts next here.
+                self.queue.done(key)
+                self.queue.add_after(key, self.settings.retry_seconds)
+                continue
             metrics.QUEUE_DEPTH.set(len(self.queue))
             try:
                 await self._reconcile(key)

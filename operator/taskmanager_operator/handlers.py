@@ -14,6 +14,7 @@ from taskmanager_operator.api.v1alpha1 import GROUP, KIND, PLURAL, VERSION
 from taskmanager_operator.builders.common import MANAGED_BY
 from taskmanager_operator.controller import Controller
 from taskmanager_operator.k8s import Kube
+from taskmanager_operator.leadership import start_election
 from taskmanager_operator.reconcile import Reconciler
 from taskmanager_operator.settings import OperatorSettings
 
@@ -47,6 +48,16 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         config.load_kube_config()
     kube = Kube(ApiClient())
     controller = Controller(Reconciler(kube, operator_settings), operator_settings)
+    if operator_settings.leader_election_namespace:
+        start_election(
+            controller.leading,
+            namespace=operator_settings.leader_election_namespace,
+            lease_seconds=operator_settings.lease_seconds,
+            renew_seconds=operator_settings.renew_seconds,
+            retry_seconds=operator_settings.retry_seconds,
+        )
+    else:
+        controller.leading.set()
     controller.start()
     memo["controller"] = controller
     if operator_settings.metrics_port:

@@ -28,3 +28,11 @@ class OperatorSettings(BaseSettings):
     )
     workers: int = Field(default=4, ge=1, le=64, description="Reconciles that run at once.")
     metrics_port: int = Field(default=8081, ge=0, le=65535, description="0 turns metrics off.")
+    leader_election_namespace: str | None = Field(
+        default=None,
+        description="Namespace of the Lease that elects one acting replica; unset: always act.",
+    )
+    # Whole seconds: the Lease stores its duration as an integer.
+    lease_seconds: int = Field(default=15, gt=1)
+    renew_seconds: int = Field(default=10, gt=1)
+    retry_seconds: float = Field(default=2, gt=0)

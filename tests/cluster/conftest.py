@@ -19,6 +19,7 @@ from tests.support.operator import OperatorProcess, run_operator
 from tests.support.wait import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
+TEST_NAMESPACE_PREFIX = "test-"
 START_HINT = "start the local cluster with `make cluster-up` (needs Go >= 1.24), or run `make test`"
 
 
@@ -51,7 +52,7 @@ def dynamic(api_client: ApiClient) -> DynamicClient:
 @pytest.fixture
 def namespace(api_client: ApiClient) -> Iterator[str]:
     """A fresh namespace per test, deleted afterwards (with everything in it)."""
-    name = f"test-{uuid.uuid4().hex[:8]}"
+    name = f"{TEST_NAMESPACE_PREFIX}{uuid.uuid4().hex[:8]}"
     core = client.CoreV1Api(api_client)
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
     yield name
@@ -85,7 +86,7 @@ def taskmanager_crd(api_client: ApiClient) -> str:
 
 @pytest.fixture(scope="session")
 def operator(taskmanager_crd: str) -> Iterator[OperatorProcess]:
-    """The operator, watching every namespace, for the whole session."""
+    """The operator for the whole session, watching the tests' namespaces (a glob kopf expands)."""
     kubeconfig = Path(os.environ.get("KUBECONFIG") or REPO / ".local" / "kubeconfig")
-    with run_operator(kubeconfig, "--all-namespaces") as running:
+    with run_operator(kubeconfig, "--namespace", f"{TEST_NAMESPACE_PREFIX}*") as running:
         yield running

@@ -156,3 +156,23 @@ def test_an_empty_spec_gets_the_models_defaults(api_client: ApiClient) -> None:
         GROUP, VERSION, "default", PLURAL, taskmanager({}), dry_run="All"
     )
     assert created["spec"] == to_manifest(TaskManagerSpec())
+
+
+@pytest.mark.usefixtures("taskmanager_crd")
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        pytest.param("a" * 41, "metadata.name must be at most 40 characters", id="too-long"),
+        pytest.param("demo.v2", "metadata.name must be a DNS label", id="dotted"),
+    ],
+)
+def test_a_name_its_children_could_not_carry_is_rejected(
+    api_client: ApiClient, name: str, message: str
+) -> None:
+    body = taskmanager({})
+    body["metadata"]["name"] = name
+    with pytest.raises(ApiException) as rejected:
+        client.CustomObjectsApi(api_client).create_namespaced_custom_object(
+            GROUP, VERSION, "default", PLURAL, body, dry_run="All"
+        )
+    assert message in json.loads(rejected.value.body)["message"]

@@ -18,7 +18,7 @@ from tests.support.services import free_port
 from tests.support.wait import wait_until
 
 
-@dataclass
+@dataclass(eq=False)
 class OperatorProcess:
     process: subprocess.Popen[bytes]
     log: Path
@@ -48,7 +48,9 @@ class OperatorProcess:
 
 
 @contextmanager
-def run_operator(kubeconfig: Path, *args: str) -> Iterator[OperatorProcess]:
+def run_operator(
+    kubeconfig: Path, *args: str, env: dict[str, str] | None = None
+) -> Iterator[OperatorProcess]:
     workdir = Path(tempfile.mkdtemp(prefix="taskmanager-operator-"))
     log = workdir / "operator.log"
     metrics_port, liveness_port = free_port(), free_port()
@@ -60,6 +62,7 @@ def run_operator(kubeconfig: Path, *args: str) -> Iterator[OperatorProcess]:
         "TASKMANAGER_OPERATOR_PROGRESS_POLL_SECONDS": "2",
         "TASKMANAGER_OPERATOR_RETRY_INITIAL_SECONDS": "1",
         "TASKMANAGER_OPERATOR_RETRY_MAX_SECONDS": "4",
+        **(env or {}),
     }
     with log.open("wb") as output:
         process = subprocess.Popen(

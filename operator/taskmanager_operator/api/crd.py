@@ -90,6 +90,26 @@ def _status_schema() -> JsonSchema:
     return status
 
 
+# Children are named after the TaskManager plus a suffix; the longest, a migration Job
+# (`-migrate-` and a 10-character digest), must still fit the 63 characters of a label value.
+MAX_NAME_LENGTH = 40
+
+
+def name_rules() -> list[JsonSchema]:
+    return [
+        {
+            "rule": f"self.metadata.name.size() <= {MAX_NAME_LENGTH}",
+            "message": f"metadata.name must be at most {MAX_NAME_LENGTH} characters: the names "
+            "of its children add suffixes such as -migrate-<digest>",
+        },
+        {
+            "rule": "self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",
+            "message": "metadata.name must be a DNS label (lowercase letters, digits, '-', no "
+            "dots): its Services are named after it",
+        },
+    ]
+
+
 def printer_columns() -> list[JsonSchema]:
     return [
         {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
@@ -139,6 +159,7 @@ def build_crd() -> JsonSchema:
                                 "spec": spec,
                                 "status": _status_schema(),
                             },
+                            "x-kubernetes-validations": name_rules(),
                         }
                     },
                     "subresources": {
