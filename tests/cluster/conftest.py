@@ -86,7 +86,15 @@ def taskmanager_crd(api_client: ApiClient) -> str:
 
 @pytest.fixture(scope="session")
 def operator(taskmanager_crd: str) -> Iterator[OperatorProcess]:
-    """The operator for the whole session, watching the tests' namespaces (a glob kopf expands)."""
-    kubeconfig = Path(os.environ.get("KUBECONFIG") or REPO / ".local" / "kubeconfig")
+    """The operator for the whole session, watching the tests' namespaces (a glob kopf expands).
+
+    OPERATOR_KUBECONFIG runs it with other credentials than the tests' own (the chart's
+    ServiceAccount, to prove its RBAC is enough).
+    """
+    kubeconfig = Path(
+        os.environ.get("OPERATOR_KUBECONFIG")
+        or os.environ.get("KUBECONFIG")
+        or REPO / ".local" / "kubeconfig"
+    )
     with run_operator(kubeconfig, "--namespace", f"{TEST_NAMESPACE_PREFIX}*") as running:
         yield running
