@@ -14,7 +14,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.services import free_port
+from tests.support.services import free_port, stop_process
 from tests.support.wait import wait_until
 
 
@@ -93,9 +93,4 @@ def run_operator(
         wait_until(alive, timeout=60, what="the operator's liveness endpoint")
         yield operator
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, timeout=30)

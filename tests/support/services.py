@@ -26,6 +26,16 @@ from tests.support.wait import wait_until
 INSTALL_HINT = "run `make install` (Debian: apt-get install -y postgresql redis-server)"
 
 
+def stop_process(process: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within `timeout` seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -200,11 +210,6 @@ def run_redis() -> Iterator[RedisServer]:
             client.close()
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, timeout=15)
         log.close()
         shutil.rmtree(workdir, ignore_errors=True)

@@ -40,6 +40,33 @@ def _pod_security_context() -> dict[str, Any]:
     }
 
 
+def _pod_template(
+    tm: TaskManager, component: str, container: dict[str, Any], volumes: list[dict[str, Any]]
+) -> dict[str, Any]:
+    return {
+        "metadata": {"labels": labels(tm, component)},
+        "spec": {
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            "securityContext": _pod_security_context(),
+            "containers": [container],
+            "volumes": volumes,
+        },
+    }
+
+
+def _secret_file_volume(tm: TaskManager, volume: str, key: str) -> dict[str, Any]:
+    """One key of the generated Secret as a read-only file."""
+    return {
+        "name": volume,
+        "secret": {
+            "secretName": generated_secret_name(tm),
+            "items": [{"key": key, "path": key}],
+            "defaultMode": 0o440,
+        },
+    }
+
+
 def _service(tm: TaskManager, name: str, component: str, port: int, port_name: str) -> Manifest:
     return {
         "apiVersion": "v1",
@@ -110,27 +137,16 @@ def build_postgres(tm: TaskManager) -> list[Manifest]:
                 "whenScaled": "Retain",
             },
             "selector": {"matchLabels": selector_labels(tm, DATABASE)},
-            "template": {
-                "metadata": {"labels": labels(tm, DATABASE)},
-                "spec": {
-                    "automountServiceAccountToken": False,
-                    "enableServiceLinks": False,
-                    "securityContext": _pod_security_context(),
-                    "containers": [container],
-                    "volumes": [
-                        {"name": "run", "emptyDir": {}},
-                        {"name": "tmp", "emptyDir": {}},
-                        {
-                            "name": "password",
-                            "secret": {
-                                "secretName": generated_secret_name(tm),
-                                "items": [{"key": POSTGRES_PASSWORD, "path": POSTGRES_PASSWORD}],
-                                "defaultMode": 0o440,
-                            },
-                        },
-                    ],
-                },
-            },
+            "template": _pod_template(
+                tm,
+                DATABASE,
+                container,
+                [
+                    {"name": "run", "emptyDir": {}},
+                    {"name": "tmp", "emptyDir": {}},
+                    _secret_file_volume(tm, "password", POSTGRES_PASSWORD),
+                ],
+            ),
             "volumeClaimTemplates": [
                 {
                     "metadata": {"name": "data", "labels": labels(tm, DATABASE)},
@@ -173,26 +189,12 @@ def build_redis(tm: TaskManager) -> list[Manifest]:
             # One Redis at a time: two would split revocations and rate limits between them.
             "strategy": {"type": "Recreate"},
             "selector": {"matchLabels": selector_labels(tm, CACHE)},
-            "template": {
-                "metadata": {"labels": labels(tm, CACHE)},
-                "spec": {
-                    "automountServiceAccountToken": False,
-                    "enableServiceLinks": False,
-                    "securityContext": _pod_security_context(),
-                    "containers": [container],
-                    "volumes": [
-                        {"name": "data", "emptyDir": {}},
-                        {
-                            "name": "config",
-                            "secret": {
-                                "secretName": generated_secret_name(tm),
-                                "items": [{"key": REDIS_CONFIG, "path": REDIS_CONFIG}],
-                                "defaultMode": 0o440,
-                            },
-                        },
-                    ],
-                },
-            },
+            "template": _pod_template(
+                tm,
+                CACHE,
+                container,
+                [{"name": "data", "emptyDir": {}}, _secret_file_volume(tm, "config", REDIS_CONFIG)],
+            ),
         },
     }
     return [deployment, _service(tm, name, CACHE, REDIS_PORT, "redis")]
