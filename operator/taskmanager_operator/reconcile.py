@@ -98,7 +98,7 @@ class Reconciler:
             observed.conditions += keep
             self._write_status(tm, body, observed, outcome, phase="Paused")
             return outcome
-        self._converge(tm, body, observed, outcome)
+        self._converge(tm, observed, outcome)
         self._write_status(tm, body, observed, outcome, phase=_phase(observed.conditions))
         return outcome
 
@@ -113,9 +113,7 @@ class Reconciler:
             logger.info("%s %s in %s", verb.lower(), what, manifest["metadata"]["namespace"])
         return result.object
 
-    def _converge(
-        self, tm: TaskManager, body: Object, observed: Observed, outcome: Outcome
-    ) -> None:
+    def _converge(self, tm: TaskManager, observed: Observed, outcome: Outcome) -> None:
         user_secrets, missing = self._referenced_secrets(tm)
         if missing:
             observed.conditions += [
