@@ -107,8 +107,8 @@ async def create_task(request: Request) -> Response:
 @asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
     url = os.environ["BENCH_DATABASE_URL"].replace("postgresql+asyncpg://", "postgresql://")
-    # The same pool size as the API's default (10 + 10 overflow).
-    app.state.pool = await asyncpg.create_pool(url, min_size=10, max_size=20)
+    # The same connection budget as the API in the benchmark (20).
+    app.state.pool = await asyncpg.create_pool(url, min_size=20, max_size=20)
     try:
         yield
     finally:

@@ -186,6 +186,9 @@ def measure(args: argparse.Namespace) -> list[Measurement]:
                     "TASKMANAGER_RATE_LIMIT_PER_MINUTE": "100000000",
                     "TASKMANAGER_LOGIN_RATE_LIMIT_PER_MINUTE": "1000",
                     "TASKMANAGER_LOGIN_IP_RATE_LIMIT_PER_MINUTE": "1000",
+                    # The same connection budget as the baseline's pool (at most 20, kept open).
+                    "TASKMANAGER_DB_POOL_SIZE": "20",
+                    "TASKMANAGER_DB_MAX_OVERFLOW": "0",
                     "BENCH_DATABASE_URL": postgres.url(),
                 }
             )

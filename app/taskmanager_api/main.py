@@ -13,7 +13,11 @@ from taskmanager_api import __version__, health, metrics
 from taskmanager_api.auth.router import router as auth_router
 from taskmanager_api.comments.router import router as comments_router
 from taskmanager_api.core.config import Settings
-from taskmanager_api.core.db import create_engine, create_sessionmaker
+from taskmanager_api.core.db import (
+    create_engine,
+    create_read_sessionmaker,
+    create_sessionmaker,
+)
 from taskmanager_api.core.deps import Services
 from taskmanager_api.core.errors import install_error_handlers
 from taskmanager_api.core.middleware import RequestContextMiddleware
@@ -55,6 +59,7 @@ def create_app(settings: Settings) -> FastAPI:
             settings=settings,
             engine=engine,
             sessions=create_sessionmaker(engine),
+            read_sessions=create_read_sessionmaker(engine),
             store=store,
             tokens=TokenService.from_settings(settings),
             passwords=PasswordService(),

@@ -62,7 +62,7 @@ async def current_user(
         user = AuthenticatedUser.load(state.cached_user)
     else:
         # A session of its own, only on a miss: most requests never touch the database here.
-        async with services.sessions() as session:
+        async with services.read_sessions() as session:
             row = await users.get_user(session, user_id=claims.subject)
         if row is None:
             failures.labels(reason="unknown_user").inc()

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, status
 from taskmanager_api.auth.dependencies import CurrentUser
 from taskmanager_api.comments import service as comments
 from taskmanager_api.comments.schemas import CommentCreate, CommentPublic, CommentsPublic
-from taskmanager_api.core.deps import SessionDep
+from taskmanager_api.core.deps import ReadSessionDep, SessionDep
 from taskmanager_api.core.errors import (
     AUTHENTICATED_ERRORS,
     ForbiddenError,
@@ -46,7 +46,7 @@ async def add_comment(
 )
 async def list_comments(
     task: VisibleTaskJSON,
-    session: SessionDep,
+    session: ReadSessionDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> CommentsPublic:

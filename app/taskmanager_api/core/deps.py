@@ -22,6 +22,7 @@ class Services:
     settings: Settings
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    read_sessions: async_sessionmaker[AsyncSession]
     store: Store
     tokens: TokenService
     passwords: PasswordService
@@ -44,3 +45,12 @@ async def get_session(services: ServicesDep) -> AsyncIterator[AsyncSession]:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+async def get_read_session(services: ServicesDep) -> AsyncIterator[AsyncSession]:
+    async with services.read_sessions() as session:
+        yield session
+
+
+# For handlers that only read: no transaction, so no BEGIN and ROLLBACK round trips.
+ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session)]

@@ -62,7 +62,7 @@ async def visible_task_json(
     else:
         services.metrics.cache_misses.inc()
         # A session of its own, only on a miss: a cached read never touches the database.
-        async with services.sessions() as session:
+        async with services.read_sessions() as session:
             row = await tasks.get_task(session, task_id=task_id)
             if row is None:
                 raise NotFoundError("task")

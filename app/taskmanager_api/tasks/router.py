@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from taskmanager_api.auth.dependencies import CurrentUser
-from taskmanager_api.core.deps import ServicesDep, SessionDep
+from taskmanager_api.core.deps import ReadSessionDep, ServicesDep, SessionDep
 from taskmanager_api.core.errors import (
     AUTHENTICATED_ERRORS,
     ForbiddenError,
@@ -50,18 +50,17 @@ async def create_task(
 
 @router.get("", response_model=TasksPublic, responses=error_responses(*AUTHENTICATED_ERRORS))
 async def list_tasks(
-    query: Annotated[TaskQuery, Query()], user: CurrentUser, session: SessionDep
-) -> TasksPublic:
+    query: Annotated[TaskQuery, Query()], user: CurrentUser, session: ReadSessionDep
+) -> Response:
     """Tasks the caller created or is assigned to (admins: all), filtered, sorted and paged."""
     rows, count = await tasks.list_tasks(
         session, query=query, user_id=user.id, is_admin=user.is_admin
     )
-    return TasksPublic(
-        data=[TaskPublic.model_validate(row) for row in rows],
-        count=count,
-        limit=query.limit,
-        offset=query.offset,
+    page = TasksPublic.model_validate(
+        {"data": rows, "count": count, "limit": query.limit, "offset": query.offset}
     )
+    # Serialized once here; returning the model would have FastAPI validate it all again.
+    return Response(page.model_dump_json(), media_type=JSON)
 
 
 @router.get(

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 
 from taskmanager_api.auth.dependencies import AdminUser, CurrentUser, cache_user
 from taskmanager_api.auth.service import AuthenticatedUser
-from taskmanager_api.core.deps import ServicesDep, SessionDep
+from taskmanager_api.core.deps import ReadSessionDep, ServicesDep, SessionDep
 from taskmanager_api.core.errors import (
     AUTHENTICATED_ERRORS,
     ConflictError,
@@ -26,7 +26,7 @@ MAX_PAGE_SIZE = 100
 
 
 @router.get("/me", response_model=UserPublic, responses=error_responses(*AUTHENTICATED_ERRORS))
-async def read_me(user: CurrentUser, session: SessionDep) -> UserPublic:
+async def read_me(user: CurrentUser, session: ReadSessionDep) -> UserPublic:
     """The caller's own account."""
     row = await users.get_user(session, user_id=user.id)
     if row is None:
@@ -37,7 +37,7 @@ async def read_me(user: CurrentUser, session: SessionDep) -> UserPublic:
 @router.get("", response_model=UsersPublic, responses=error_responses(*AUTHENTICATED_ERRORS, 403))
 async def list_users(
     _admin: AdminUser,
-    session: SessionDep,
+    session: ReadSessionDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 20,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> UsersPublic:
