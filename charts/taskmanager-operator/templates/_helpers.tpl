@@ -1,0 +1,92 @@
+{{/* Chart name, overridable. */}}
+{{- define "taskmanager-operator.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* "<release>-<chart>", or the release name alone when it already contains the chart name. */}}
+{{- define "taskmanager-operator.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Cluster-scoped names carry the namespace: two releases of one name may live in two namespaces. */}}
+{{- define "taskmanager-operator.clusterName" -}}
+{{- printf "%s-%s" .Release.Namespace (include "taskmanager-operator.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "taskmanager-operator.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "taskmanager-operator.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "taskmanager-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "taskmanager-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "taskmanager-operator.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "taskmanager-operator.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: operator
+app.kubernetes.io/part-of: taskmanager-operator
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "taskmanager-operator.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{/*
+The operator's own rights in the namespaces it watches, derived from the code:
+- children (taskmanager_operator.handlers.CHILD_RESOURCES): kopf lists and watches them; k8s.Kube
+  reads one before applying it (get), server-side applies it (patch, and create when it is new)
+  and deletes what the spec no longer wants (delete);
+- taskmanagers: kopf lists and watches them, the reconcile reads one (get) and patches its status;
+- events: the reconcile and kopf post core/v1 Events (create).
+*/}}
+{{- define "taskmanager-operator.operatorRules" -}}
+- apiGroups: [""]
+  resources: [configmaps, secrets, services]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [apps]
+  resources: [deployments, statefulsets]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [autoscaling]
+  resources: [horizontalpodautoscalers]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [policy]
+  resources: [poddisruptionbudgets]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [networking.k8s.io]
+  resources: [ingresses, networkpolicies]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [taskmanager.dev]
+  resources: [taskmanagers]
+  verbs: [get, list, watch]
+- apiGroups: [taskmanager.dev]
+  resources: [taskmanagers/status]
+  verbs: [patch]
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create]
+{{- end }}
+
+{{/* Whether the operator's rights are granted per namespace (Roles) rather than cluster-wide. */}}
+{{- define "taskmanager-operator.namespacedRbac" -}}
+{{- if and (not .Values.watch.allNamespaces) .Values.rbac.namespaced }}true{{ end }}
+{{- end }}
