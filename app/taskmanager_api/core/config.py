@@ -79,7 +79,6 @@ class Settings(BaseSettings):
         default=Environment.PRODUCTION,
         description="development relaxes the signing-key checks; anything else enforces them.",
     )
-    app_name: str = "taskmanager-api"
 
     database_url: SecretStr | None = Field(
         default=None,
