@@ -101,3 +101,15 @@ manifests: $(VENV)/.installed ## Generate the CRD in crds/ from the pydantic mod
 .PHONY: image
 image: ## Build the container image taskmanager-operator:dev with podman (IMAGE=, BASE_IMAGE= override).
 	@hack/image/build.sh
+
+##@ Helm chart
+CHART := charts/taskmanager-operator
+
+.PHONY: chart-lint
+chart-lint: ## helm lint --strict the chart (helm comes from `make tools`).
+	@command -v helm >/dev/null || { echo "error: helm is missing: run make tools" >&2; exit 1; }
+	helm lint --strict $(CHART)
+
+.PHONY: chart-test
+chart-test: $(VENV)/.installed ## Chart tests: render, schema, RBAC, install/upgrade/uninstall on the local cluster.
+	$(PY) -m pytest tests/chart
