@@ -13,8 +13,11 @@ import yaml
 from kubernetes import client
 from kubernetes.client import ApiClient
 
+from taskmanager_operator.api.v1alpha1 import GROUP, PLURAL, VERSION
 from tests.chart.conftest import Release
-from tests.chart.helm import CHART, LOCAL_KUBECONFIG, REPO, run, set_args
+from tests.chart.helm import CHART, LOCAL_KUBECONFIG, REPO, run, set_args, unique
+from tests.support.operator import run_operator
+from tests.support.wait import wait_until
 
 # The session operator of tests/cluster watches the glob test-*; the chart is configured the same
 # way, so its RBAC is exactly what that configuration gets in production.
@@ -27,6 +30,7 @@ RBAC_VALUES: dict[str, str | int | bool] = {
     "crds.enabled": False,
 }
 LEASE_NAME = "taskmanager-operator"
+SAMPLE = REPO / "samples" / "taskmanager.yaml"
 
 
 def service_account_kubeconfig(api_client: ApiClient, release: Release, path: Path) -> Path:
@@ -77,18 +81,9 @@ def test_the_operator_suite_passes_with_only_the_charts_rbac(
         "--timeout=60s",
     )
     kubeconfig = service_account_kubeconfig(api_client, release, tmp_path / "kubeconfig")
-    # The credentials really are the ServiceAccount's: it may not read Secrets outside test-*.
-    review = client.AuthorizationV1Api(api_client).create_subject_access_review(
-        client.V1SubjectAccessReview(
-            spec=client.V1SubjectAccessReviewSpec(
-                user=f"system:serviceaccount:{release.namespace}:{release.name}-taskmanager-operator",
-                resource_attributes=client.V1ResourceAttributes(
-                    verb="get", resource="pods", namespace="kube-system"
-                ),
-            )
-        )
-    )
-    assert not review.status.allowed
+    # The credentials really are the ServiceAccount's, which may not read what it does not need.
+    user = f"system:serviceaccount:{release.namespace}:{release.name}-taskmanager-operator"
+    assert not allowed(api_client, user, "get", "pods", "kube-system")
 
     result = subprocess.run(
         [
@@ -137,3 +132,83 @@ def test_the_operator_suite_passes_with_only_the_charts_rbac(
     assert lease.spec.holder_identity
     # Renewed at least once after it was acquired: `update` was allowed.
     assert lease.spec.renew_time > lease.spec.acquire_time
+
+
+def test_with_a_role_per_namespace_the_operator_brings_the_sample_to_ready(
+    api_client: ApiClient, taskmanager_crd: str, release: Release, tmp_path: Path
+) -> None:
+    core = client.CoreV1Api(api_client)
+    watched = unique("chart-watched")
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=watched)))
+    try:
+        run(
+            "helm",
+            "install",
+            release.name,
+            str(CHART),
+            "--namespace",
+            release.namespace,
+            *set_args(
+                {
+                    "watch.allNamespaces": False,
+                    "watch.namespaces[0]": watched,
+                    "replicaCount": 0,
+                    "crds.enabled": False,
+                }
+            ),
+            "--wait",
+            "--timeout=60s",
+        )
+        kubeconfig = service_account_kubeconfig(api_client, release, tmp_path / "kubeconfig")
+        user = f"system:serviceaccount:{release.namespace}:{release.name}-taskmanager-operator"
+        # The operator's rights stop at the watched namespace.
+        assert allowed(api_client, user, "patch", "deployments", watched, group="apps")
+        assert not allowed(
+            api_client, user, "patch", "deployments", release.namespace, group="apps"
+        )
+        assert not allowed(api_client, user, "list", "secrets", None)
+
+        sample = yaml.safe_load(SAMPLE.read_text())
+        custom = client.CustomObjectsApi(api_client)
+        env = {"TASKMANAGER_OPERATOR_LEADER_ELECTION_NAMESPACE": release.namespace}
+        with run_operator(kubeconfig, "--namespace", watched, env=env) as operator:
+            custom.create_namespaced_custom_object(GROUP, VERSION, watched, PLURAL, sample)
+            wait_until(
+                lambda: (
+                    (
+                        custom.get_namespaced_custom_object(
+                            GROUP, VERSION, watched, PLURAL, sample["metadata"]["name"]
+                        ).get("status", {})
+                    ).get("phase")
+                    == "Ready"
+                ),
+                timeout=120,
+                what=f"the sample to be Ready\n{operator.log_tail()}",
+            )
+            log_text = operator.log.read_text(errors="replace")
+        for denial in ("is forbidden: User", "Not enough permissions"):
+            assert denial not in log_text, f"{operator.log}: {denial}"
+    finally:
+        core.delete_namespace(watched, propagation_policy="Background")
+
+
+def allowed(
+    api_client: ApiClient,
+    user: str,
+    verb: str,
+    resource: str,
+    namespace: str | None,
+    *,
+    group: str = "",
+) -> bool:
+    review = client.AuthorizationV1Api(api_client).create_subject_access_review(
+        client.V1SubjectAccessReview(
+            spec=client.V1SubjectAccessReviewSpec(
+                user=user,
+                resource_attributes=client.V1ResourceAttributes(
+                    verb=verb, resource=resource, group=group, namespace=namespace
+                ),
+            )
+        )
+    )
+    return bool(review.status.allowed)
