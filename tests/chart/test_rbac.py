@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -212,3 +213,83 @@ def allowed(
         )
     )
     return bool(review.status.allowed)
+
+
+# What kopf watches cluster-wide with --all-namespaces: the ten kinds of children and taskmanagers.
+WATCHED = [
+    ("", "secrets"),
+    ("", "configmaps"),
+    ("", "services"),
+    ("apps", "deployments"),
+    ("apps", "statefulsets"),
+    ("batch", "jobs"),
+    ("autoscaling", "horizontalpodautoscalers"),
+    ("policy", "poddisruptionbudgets"),
+    ("networking.k8s.io", "networkpolicies"),
+    ("networking.k8s.io", "ingresses"),
+    (GROUP, PLURAL),
+]
+
+
+def test_the_default_all_namespaces_rbac_lets_kopf_watch_the_cluster(
+    api_client: ApiClient, taskmanager_crd: str, release: Release, tmp_path: Path
+) -> None:
+    """--all-namespaces needs no namespace rights; kopf starts every cluster-wide watch.
+
+    The operator here never acts: another holder keeps its Lease, so it cannot touch the
+    TaskManagers of anyone else using the cluster (its writes are proven by the tests above).
+    """
+    run(
+        "helm",
+        "install",
+        release.name,
+        str(CHART),
+        "--namespace",
+        release.namespace,
+        *set_args({"replicaCount": 0, "crds.enabled": False}),
+        "--wait",
+        "--timeout=60s",
+    )
+    user = f"system:serviceaccount:{release.namespace}:{release.name}-taskmanager-operator"
+    for group, resource in WATCHED:
+        for verb in ("list", "watch"):
+            assert allowed(api_client, user, verb, resource, None, group=group), (verb, resource)
+    assert not allowed(api_client, user, "list", "namespaces", None)
+
+    now = datetime.now(UTC)
+    client.CoordinationV1Api(api_client).create_namespaced_lease(
+        release.namespace,
+        client.V1Lease(
+            metadata=client.V1ObjectMeta(name=LEASE_NAME),
+            spec=client.V1LeaseSpec(
+                holder_identity="someone-else",
+                lease_duration_seconds=3600,
+                acquire_time=now,
+                renew_time=now,
+            ),
+        ),
+    )
+    kubeconfig = service_account_kubeconfig(api_client, release, tmp_path / "kubeconfig")
+    env = {"TASKMANAGER_OPERATOR_LEADER_ELECTION_NAMESPACE": release.namespace}
+    with run_operator(kubeconfig, "--all-namespaces", "--verbose", env=env) as operator:
+        # A labelled ConfigMap reaches kopf's cluster-wide watch: its handler runs.
+        client.CoreV1Api(api_client).create_namespaced_config_map(
+            release.namespace,
+            client.V1ConfigMap(
+                metadata=client.V1ObjectMeta(
+                    name="probe", labels={"app.kubernetes.io/managed-by": "taskmanager-operator"}
+                )
+            ),
+        )
+
+        def watching() -> str | None:
+            text = operator.log.read_text(errors="replace")
+            streams = text.count("Starting the watch-stream for") >= len(WATCHED) + 1
+            handled = "Handler 'child-configmaps' succeeded." in text
+            return text if streams and handled else None
+
+        log_text = wait_until(watching, timeout=60, what=f"kopf's watches\n{operator.log_tail()}")
+    assert "cluster-wide" in log_text
+    assert "held by someone-else" in log_text
+    for denial in ("is forbidden: User", "Not enough permissions"):
+        assert denial not in log_text, f"{operator.log}: {denial}"
