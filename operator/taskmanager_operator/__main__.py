@@ -67,6 +67,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not args.verbose:
         # kopf logs every handler call at INFO; ours are one-liners that only queue a reconcile.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+        # The client's leader election logs every renewal at INFO.
+        logging.getLogger("leaderelection").setLevel(logging.WARNING)
     namespaces = namespaces_to_watch(args)
     asyncio.run(
         kopf.operator(

@@ -85,7 +85,7 @@ def taskmanager_crd(api_client: ApiClient) -> str:
 
 
 @pytest.fixture(scope="session")
-def operator(taskmanager_crd: str) -> Iterator[OperatorProcess]:
+def operator(api_client: ApiClient, taskmanager_crd: str) -> Iterator[OperatorProcess]:
     """The operator for the whole session, watching the tests' namespaces (a glob kopf expands).
 
     OPERATOR_KUBECONFIG runs it with other credentials than the tests' own (the chart's
@@ -97,4 +97,36 @@ def operator(taskmanager_crd: str) -> Iterator[OperatorProcess]:
         or REPO / ".local" / "kubeconfig"
     )
     with run_operator(kubeconfig, "--namespace", f"{TEST_NAMESPACE_PREFIX}*") as running:
+        wait_until_reconciling(api_client, running)
         yield running
+
+
+def wait_until_reconciling(api_client: ApiClient, operator: OperatorProcess) -> None:
+    """The liveness probe answers before kopf's watches are up; a canary proves the whole path."""
+    core = client.CoreV1Api(api_client)
+    custom = client.CustomObjectsApi(api_client)
+    namespace = f"{TEST_NAMESPACE_PREFIX}canary-{uuid.uuid4().hex[:6]}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+    try:
+        custom.create_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "TaskManager",
+                "metadata": {"name": "canary"},
+                "spec": {"paused": True},
+            },
+        )
+
+        def paused() -> bool:
+            if operator.process.poll() is not None:
+                raise AssertionError(f"the operator exited:\n{operator.log_tail()}")
+            body = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "canary")
+            return (body.get("status") or {}).get("phase") == "Paused"
+
+        wait_until(paused, timeout=120, what=f"the operator to reconcile a canary in {namespace}")
+    finally:
+        core.delete_namespace(namespace, propagation_policy="Background")

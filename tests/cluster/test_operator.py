@@ -65,7 +65,7 @@ class TaskManagers:
                 return dict(condition)
         return None
 
-    def wait_phase(self, name: str, phase: str, timeout: float = 60) -> dict[str, Any]:
+    def wait_phase(self, name: str, phase: str, timeout: float = 90) -> dict[str, Any]:
         def reached() -> dict[str, Any] | None:
             body = self.get(name)
             status = body.get("status") or {}
