@@ -4,7 +4,7 @@ Starts a throwaway Postgres and Redis, the API (one uvicorn worker, production s
 baseline (one uvicorn worker), seeds one user with tasks, then measures with `hey`:
   1. the maximum throughput of each endpoint on each server (closed loop, fixed concurrency);
   2. latency at 70 % of the API's own maximum (rate-limited workers).
-Writes bench/results.json and the results section of docs/benchmarks.md.
+Writes .local/bench-results.json and the results section of docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ from tests.support.services import free_port, run_postgres, run_redis  # noqa: E
 from tests.support.wait import wait_until  # noqa: E402
 
 DOC = ROOT / "docs" / "benchmarks.md"
-RESULTS = ROOT / "bench" / "results.json"
+# Raw figures of the last run, for whoever wants more than the table (not versioned).
+RESULTS = ROOT / ".local" / "bench-results.json"
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 PASSWORD = "benchmark password 1"  # noqa: S105 - a throwaway account
 TASK_BODY = json.dumps({"title": "benchmark task", "priority": "high", "tags": ["bench", "load"]})
@@ -279,6 +280,7 @@ def main() -> int:
     results = measure(args)
     table = render(results, args)
     print(table)
+    RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps([asdict(m) for m in results], indent=2) + "\n")
     if not args.no_doc and DOC.exists() and BEGIN in DOC.read_text():
         text = DOC.read_text()
