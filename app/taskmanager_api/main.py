@@ -113,5 +113,9 @@ def create_app(settings: Settings) -> FastAPI:
 def create_app_from_environment() -> FastAPI:
     """For `uvicorn --factory` (several workers each build their own app from the environment)."""
     from taskmanager_api.core.config import load_settings  # noqa: PLC0415 - only this path needs it
+    from taskmanager_api.core.logging import configure_logging  # noqa: PLC0415
 
-    return create_app(load_settings())
+    settings = load_settings()
+    # With --workers, each worker is a fresh process: its logging is configured here.
+    configure_logging(settings.log_level, json=settings.log_json)
+    return create_app(settings)

@@ -25,7 +25,10 @@ def redact(text: str) -> str:
 
 class ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id_var.get()
+        if not hasattr(record, "request_id"):
+            record.request_id = request_id_var.get()
+        # uvicorn's terminal-coloured copy of the message: noise in a JSON line.
+        record.__dict__.pop("color_message", None)
         return True
 
 
