@@ -92,6 +92,17 @@ endif
 run: $(VENV)/.installed $(RUN_NEEDS_LOCAL_CLUSTER) ## Start the cluster (unless KUBECONFIG is set), run the operator, apply the sample.
 	@hack/run.sh
 
+.PHONY: run-app
+run-app: $(VENV)/.installed ## Run the API alone on the embedded SQLite database (http://127.0.0.1:8000/docs).
+	TASKMANAGER_ENVIRONMENT=development TASKMANAGER_SQLITE_PATH=$(LOCAL)/taskmanager.db $(PY) -m taskmanager_api serve --migrate --port 8000
+
+##@ Benchmarks
+.PHONY: bench-api
+bench-api: install ## Benchmark the API against bare Starlette+asyncpg; writes docs/benchmarks.md.
+	@command -v hey >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq hey >/dev/null; } || \
+	  { echo "error: hey is needed (Debian: apt-get install -y hey)" >&2; exit 1; }
+	$(PY) -m bench.run
+
 ##@ Generated files
 .PHONY: manifests
 manifests: $(VENV)/.installed ## Generate the CRD in crds/ from the pydantic models.
