@@ -27,11 +27,12 @@ SELECT_TASK = (
 SELECT_TAGS = "SELECT tag FROM task_tags WHERE task_id = $1 ORDER BY tag"
 LIST_TASKS = (
     "SELECT id, title, description, status, priority, due_at, assignee_id, created_by, "
-    "created_at, updated_at, count(*) OVER () AS total FROM tasks "
+    "created_at, updated_at, "
+    "array((SELECT tag FROM task_tags WHERE task_id = tasks.id ORDER BY tag)) AS tags, "
+    "count(*) OVER () AS total FROM tasks "
     "WHERE created_by = $1 OR assignee_id = $1 "
     "ORDER BY created_at DESC, id DESC LIMIT 20 OFFSET 0"
 )
-LIST_TAGS = "SELECT task_id, tag FROM task_tags WHERE task_id = ANY($1) ORDER BY tag"
 INSERT_TASK = (
     "INSERT INTO tasks (id, title, description, status, priority, due_at, assignee_id, "
     "created_by, version, created_at, updated_at) "
@@ -71,11 +72,10 @@ async def list_tasks(request: Request) -> Response:
     user = uuid.UUID(request.query_params["user"])
     async with pool.acquire() as connection:
         rows = await connection.fetch(LIST_TASKS, user)
-        ids = [row["id"] for row in rows]
-        tags: dict[uuid.UUID, list[str]] = {task_id: [] for task_id in ids}
-        for tag in await connection.fetch(LIST_TAGS, ids):
-            tags[tag["task_id"]].append(tag["tag"])
-    data = [_row({k: v for k, v in row.items() if k != "total"}, tags[row["id"]]) for row in rows]
+    data = [
+        _row({k: v for k, v in row.items() if k not in ("total", "tags")}, row["tags"])
+        for row in rows
+    ]
     return _json({"data": data, "count": rows[0]["total"] if rows else 0, "limit": 20, "offset": 0})
 
 

@@ -17,6 +17,7 @@ from taskmanager_api.core.db import (
     create_engine,
     create_read_sessionmaker,
     create_sessionmaker,
+    read_only,
 )
 from taskmanager_api.core.deps import Services
 from taskmanager_api.core.errors import install_error_handlers
@@ -60,6 +61,7 @@ def create_app(settings: Settings) -> FastAPI:
             engine=engine,
             sessions=create_sessionmaker(engine),
             read_sessions=create_read_sessionmaker(engine),
+            read_engine=read_only(engine),
             store=store,
             tokens=TokenService.from_settings(settings),
             passwords=PasswordService(),

@@ -95,11 +95,14 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+def read_only(engine: AsyncEngine) -> AsyncEngine:
+    """The engine for reads: autocommit, so a read costs its queries and nothing more."""
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
 def create_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Sessions for reads only: autocommit, so a read costs its queries and nothing more."""
-    return async_sessionmaker(
-        engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
-    )
+    return async_sessionmaker(read_only(engine), expire_on_commit=False)
 
 
 async def session_scope(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from taskmanager_api.core.config import Settings
 from taskmanager_api.core.redis import Store
@@ -23,6 +23,8 @@ class Services:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     read_sessions: async_sessionmaker[AsyncSession]
+    # The engine in autocommit: Core reads on a bare connection, no session, no transaction.
+    read_engine: AsyncEngine
     store: Store
     tokens: TokenService
     passwords: PasswordService
@@ -54,3 +56,14 @@ async def get_read_session(services: ServicesDep) -> AsyncIterator[AsyncSession]
 
 # For handlers that only read: no transaction, so no BEGIN and ROLLBACK round trips.
 ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session)]
+
+
+async def get_read_connection(request: Request) -> AsyncIterator[AsyncConnection]:
+    # Straight from the app state, not through ServicesDep: one dependency less to resolve.
+    services: Services = request.app.state.services
+    async with services.read_engine.connect() as connection:
+        yield connection
+
+
+# For hot read paths that run Core statements: no session, no identity map, no transaction.
+ReadConnectionDep = Annotated[AsyncConnection, Depends(get_read_connection)]

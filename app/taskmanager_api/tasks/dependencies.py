@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
@@ -26,6 +26,14 @@ async def cache_task(services: Services, task: Task) -> bytes:
     """Cache a task as committed; returns the JSON it cached (also the response body)."""
     body = TaskPublic.model_validate(task).model_dump_json().encode()
     await services.store.cache_put(task_cache_key(task.id), task.version, body, _ttl_ms(services))
+    return body
+
+
+async def cache_new_task(services: Services, task: dict[str, Any]) -> bytes:
+    """Cache a task just inserted (version 1, as a dict of its public fields); returns the JSON
+    it cached (also the response body)."""
+    body = TaskPublic.model_validate(task).model_dump_json().encode()
+    await services.store.cache_put(task_cache_key(task["id"]), 1, body, _ttl_ms(services))
     return body
 
 

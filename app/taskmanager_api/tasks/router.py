@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from taskmanager_api.auth.dependencies import CurrentUser
-from taskmanager_api.core.deps import ReadSessionDep, ServicesDep, SessionDep
+from taskmanager_api.core.deps import ReadConnectionDep, ServicesDep, SessionDep
 from taskmanager_api.core.errors import (
     AUTHENTICATED_ERRORS,
     ForbiddenError,
@@ -18,6 +18,7 @@ from taskmanager_api.tasks import service as tasks
 from taskmanager_api.tasks.dependencies import (
     VisibleTaskJSON,
     VisibleTaskRow,
+    cache_new_task,
     cache_task,
     forget_task,
 )
@@ -34,27 +35,26 @@ JSON = "application/json"
     response_model=TaskPublic,
     responses=error_responses(*AUTHENTICATED_ERRORS, 404),
 )
-async def create_task(
-    body: TaskCreate, user: CurrentUser, services: ServicesDep, session: SessionDep
-) -> Response:
+async def create_task(body: TaskCreate, user: CurrentUser, services: ServicesDep) -> Response:
     """Create a task; the caller is its creator. An unknown assignee answers 404."""
-    if body.assignee_id is not None and not await tasks.active_user_exists(
-        session, user_id=body.assignee_id
-    ):
-        raise NotFoundError("assignee")
-    task = await tasks.create_task(session, created_by=user.id, fields=body.model_dump())
-    await session.commit()
-    payload = await cache_task(services, task)
+    # Core statements in one transaction, committed before the cache write and the answer.
+    async with services.engine.begin() as connection:
+        if body.assignee_id is not None and not await tasks.active_user_exists(
+            connection, user_id=body.assignee_id
+        ):
+            raise NotFoundError("assignee")
+        task = await tasks.insert_task(connection, created_by=user.id, fields=body.model_dump())
+    payload = await cache_new_task(services, task)
     return Response(payload, status_code=status.HTTP_201_CREATED, media_type=JSON)
 
 
 @router.get("", response_model=TasksPublic, responses=error_responses(*AUTHENTICATED_ERRORS))
 async def list_tasks(
-    query: Annotated[TaskQuery, Query()], user: CurrentUser, session: ReadSessionDep
+    query: Annotated[TaskQuery, Query()], user: CurrentUser, connection: ReadConnectionDep
 ) -> Response:
     """Tasks the caller created or is assigned to (admins: all), filtered, sorted and paged."""
     rows, count = await tasks.list_tasks(
-        session, query=query, user_id=user.id, is_admin=user.is_admin
+        connection, query=query, user_id=user.id, is_admin=user.is_admin
     )
     page = TasksPublic.model_validate(
         {"data": rows, "count": count, "limit": query.limit, "offset": query.offset}
