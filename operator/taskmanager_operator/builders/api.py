@@ -15,6 +15,7 @@ from taskmanager_operator.builders.common import (
     generated_secret_name,
     labels,
     metadata,
+    restricted_pod_security_context,
     restricted_security_context,
     selector_labels,
 )
@@ -59,13 +60,8 @@ def secret_volume(tm: TaskManager) -> dict[str, Any]:
 
 
 def pod_security_context() -> dict[str, Any]:
-    return {
-        "runAsNonRoot": True,
-        "runAsUser": APP_UID,
-        "runAsGroup": APP_UID,
-        "fsGroup": APP_UID,
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
+    """The API's pods (the Deployment's and the migration Job's) run as the image's user."""
+    return restricted_pod_security_context(APP_UID)
 
 
 def api_container(tm: TaskManager, image: str, args: list[str]) -> dict[str, Any]:

@@ -96,6 +96,17 @@ def checksum(*parts: Any) -> str:
     return hashlib.sha256(encoded).hexdigest()
 
 
+def restricted_pod_security_context(uid: int) -> dict[str, Any]:
+    """Pod security context for the restricted standard, running as `uid` (and its group)."""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": uid,
+        "runAsGroup": uid,
+        "fsGroup": uid,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
 def restricted_security_context() -> dict[str, Any]:
     """Container security context that meets the Pod Security Standard "restricted"."""
     return {

@@ -15,6 +15,7 @@ from taskmanager_operator.builders.common import (
     generated_secret_name,
     labels,
     metadata,
+    restricted_pod_security_context,
     restricted_security_context,
     selector_labels,
 )
@@ -30,16 +31,6 @@ from taskmanager_operator.resource import TaskManager
 SERVICE_UID = 999
 
 
-def _pod_security_context() -> dict[str, Any]:
-    return {
-        "runAsNonRoot": True,
-        "runAsUser": SERVICE_UID,
-        "runAsGroup": SERVICE_UID,
-        "fsGroup": SERVICE_UID,
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
-
-
 def _pod_template(
     tm: TaskManager, component: str, container: dict[str, Any], volumes: list[dict[str, Any]]
 ) -> dict[str, Any]:
@@ -48,7 +39,7 @@ def _pod_template(
         "spec": {
             "automountServiceAccountToken": False,
             "enableServiceLinks": False,
-            "securityContext": _pod_security_context(),
+            "securityContext": restricted_pod_security_context(SERVICE_UID),
             "containers": [container],
             "volumes": volumes,
         },
