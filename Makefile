@@ -105,8 +105,10 @@ bench-api: install ## Benchmark the API against bare Starlette+asyncpg; writes d
 
 ##@ Generated files
 .PHONY: manifests
-manifests: $(VENV)/.installed ## Generate the CRD in crds/ from the pydantic models.
+manifests: $(VENV)/.installed ## Generate the CRD in crds/ from the pydantic models, and the chart's copy.
 	@$(PY) -m taskmanager_operator.api.crd crds
+	@mkdir -p charts/taskmanager-operator/files/crds
+	@cp crds/*.yaml charts/taskmanager-operator/files/crds/
 
 ##@ Image
 .PHONY: image

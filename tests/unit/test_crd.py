@@ -31,6 +31,13 @@ def test_crds_folder_matches_the_models() -> None:
     assert committed == render_crd(), "crds/ is stale: run `make manifests` and commit the result"
 
 
+def test_the_charts_copy_matches_crds() -> None:
+    chart_copy = REPO / "charts" / "taskmanager-operator" / "files" / "crds" / CRD_FILE
+    assert chart_copy.read_text() == (REPO / "crds" / CRD_FILE).read_text(), (
+        "the chart's CRD is stale: run `make manifests` and commit the result"
+    )
+
+
 def test_schema_is_structural() -> None:
     for path, node in walk(root_schema()):
         assert not {"$ref", "anyOf", "oneOf", "allOf", "additionalProperties"} & node.keys(), path
