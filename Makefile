@@ -108,6 +108,7 @@ bench-api: install ## Benchmark the API against bare Starlette+asyncpg; writes d
 manifests: $(VENV)/.installed ## Generate the CRD in crds/ from the pydantic models, and the chart's copy.
 	@$(PY) -m taskmanager_operator.api.crd crds
 	@mkdir -p charts/taskmanager-operator/files/crds
+	@rm -f charts/taskmanager-operator/files/crds/*.yaml
 	@cp crds/*.yaml charts/taskmanager-operator/files/crds/
 
 ##@ Image

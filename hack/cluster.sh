@@ -111,7 +111,7 @@ provisioner: kubernetes.io/no-provisioner
 reclaimPolicy: Retain
 volumeBindingMode: Immediate
 YAML
-    for i in $(seq -w 1 "${CLUSTER_VOLUMES:-40}"); do
+    for i in $(seq -w 1 "${CLUSTER_VOLUMES:-100}"); do
       cat <<YAML
 ---
 apiVersion: v1
@@ -126,6 +126,17 @@ spec:
 YAML
     done
   } | kubectl --kubeconfig "$kubeconfig" apply -f - >/dev/null
+}
+
+# With no provisioner nothing cleans a volume whose claim was deleted: it stays Released and
+# would never bind again. Its data is simulated, so clearing the claim makes it Available again.
+recycle_volumes() {
+  local pv
+  for pv in $(kubectl --kubeconfig "$kubeconfig" get pv \
+    -o jsonpath='{range .items[?(@.status.phase=="Released")]}{.metadata.name}{"\n"}{end}'); do
+    kubectl --kubeconfig "$kubeconfig" patch pv "$pv" --type json \
+      -p '[{"op": "remove", "path": "/spec/claimRef"}]' >/dev/null
+  done
 }
 
 wait_for() {
@@ -144,6 +155,7 @@ up() {
   local start=$SECONDS
   link_tools
   if cluster_exists && api_ready; then
+    recycle_volumes
     log "cluster '$name' is already running (kubeconfig: $kubeconfig)"
     return 0
   fi
