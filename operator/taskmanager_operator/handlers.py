@@ -40,8 +40,15 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     # Our reconciles post their own events; kopf's per-handler chatter would only add noise.
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
-    settings.persistence.finalizer = f"{GROUP}/finalizer"
     operator_settings = OperatorSettings()
+    if operator_settings.metrics_port:
+        try:
+            start_http_server(operator_settings.metrics_port)
+        except OSError as error:
+            raise kopf.PermanentError(
+                f"cannot serve metrics on port {operator_settings.metrics_port}: {error}; set "
+                "TASKMANAGER_OPERATOR_METRICS_PORT to a free port (0 turns metrics off)"
+            ) from error
     try:
         config.load_incluster_config()
     except config.ConfigException:
@@ -60,14 +67,6 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         controller.leading.set()
     controller.start()
     memo["controller"] = controller
-    if operator_settings.metrics_port:
-        try:
-            start_http_server(operator_settings.metrics_port)
-        except OSError as error:
-            raise kopf.PermanentError(
-                f"cannot serve metrics on port {operator_settings.metrics_port}: {error}; set "
-                "TASKMANAGER_OPERATOR_METRICS_PORT to a free port (0 turns metrics off)"
-            ) from error
 
 
 @kopf.on.cleanup()
@@ -90,7 +89,8 @@ async def taskmanager_event(
         controller.enqueue(namespace, name)
 
 
-def _child_event(body: kopf.Body, namespace: str | None, memo: Any, **_: Any) -> None:
+# Async on purpose: kopf runs sync handlers in threads, and the queue belongs to the event loop.
+async def _child_event(body: kopf.Body, namespace: str | None, memo: Any, **_: Any) -> None:
     controller: Controller = memo["controller"]
     if namespace is None:
         return
