@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client import ApiClient
 
-from tests.chart.helm import run, unique
+from tests.chart.helm import CHART, run, unique
 from tests.cluster.conftest import api_client, taskmanager_crd
 
 __all__ = ["api_client", "release", "taskmanager_crd"]
@@ -28,6 +29,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 class Release:
     name: str
     namespace: str
+
+    def install(self, *args: str, timeout: str = "60s") -> subprocess.CompletedProcess[str]:
+        """`helm install` of the chart as this release, waiting until it is ready."""
+        return run(
+            "helm",
+            "install",
+            self.name,
+            str(CHART),
+            "--namespace",
+            self.namespace,
+            *args,
+            "--wait",
+            f"--timeout={timeout}",
+        )
 
 
 @pytest.fixture

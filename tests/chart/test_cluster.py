@@ -66,16 +66,9 @@ def test_install_upgrade_and_uninstall_keep_the_crd(
     crd_uid = extensions.read_custom_resource_definition(CRD_NAME).metadata.uid
 
     # The CRD exists already (the cluster tests apply it); the release takes it over.
-    installed = run(
-        "helm",
-        "install",
-        release.name,
-        str(CHART),
-        "--namespace",
-        release.namespace,
+    installed = release.install(
         "--take-ownership",
-        "--wait",
-        "--timeout=120s",
+        timeout="120s",
     )
     assert "kubectl -n" in installed.stdout, installed.stdout  # NOTES.txt: what to do next
     assert "samples/taskmanager.yaml" in installed.stdout, installed.stdout

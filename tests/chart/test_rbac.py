@@ -16,7 +16,7 @@ from kubernetes.client import ApiClient
 
 from taskmanager_operator.api.v1alpha1 import GROUP, PLURAL, VERSION
 from tests.chart.conftest import Release
-from tests.chart.helm import CHART, LOCAL_KUBECONFIG, REPO, run, set_args, unique
+from tests.chart.helm import LOCAL_KUBECONFIG, REPO, set_args, unique
 from tests.support.operator import run_operator
 from tests.support.wait import wait_until
 
@@ -70,16 +70,8 @@ def service_account_kubeconfig(api_client: ApiClient, release: Release, path: Pa
 def test_the_operator_suite_passes_with_only_the_charts_rbac(
     api_client: ApiClient, taskmanager_crd: str, release: Release, tmp_path: Path
 ) -> None:
-    run(
-        "helm",
-        "install",
-        release.name,
-        str(CHART),
-        "--namespace",
-        release.namespace,
+    release.install(
         *set_args(RBAC_VALUES),
-        "--wait",
-        "--timeout=60s",
     )
     kubeconfig = service_account_kubeconfig(api_client, release, tmp_path / "kubeconfig")
     # The credentials really are the ServiceAccount's, which may not read what it does not need.
@@ -142,13 +134,7 @@ def test_with_a_role_per_namespace_the_operator_brings_the_sample_to_ready(
     watched = unique("chart-watched")
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=watched)))
     try:
-        run(
-            "helm",
-            "install",
-            release.name,
-            str(CHART),
-            "--namespace",
-            release.namespace,
+        release.install(
             *set_args(
                 {
                     "watch.allNamespaces": False,
@@ -157,8 +143,6 @@ def test_with_a_role_per_namespace_the_operator_brings_the_sample_to_ready(
                     "crds.enabled": False,
                 }
             ),
-            "--wait",
-            "--timeout=60s",
         )
         kubeconfig = service_account_kubeconfig(api_client, release, tmp_path / "kubeconfig")
         user = f"system:serviceaccount:{release.namespace}:{release.name}-taskmanager-operator"
@@ -239,16 +223,8 @@ def test_the_default_all_namespaces_rbac_lets_kopf_watch_the_cluster(
     The operator here never acts: another holder keeps its Lease, so it cannot touch the
     TaskManagers of anyone else using the cluster (its writes are proven by the tests above).
     """
-    run(
-        "helm",
-        "install",
-        release.name,
-        str(CHART),
-        "--namespace",
-        release.namespace,
+    release.install(
         *set_args({"replicaCount": 0, "crds.enabled": False}),
-        "--wait",
-        "--timeout=60s",
     )
     user = f"system:serviceaccount:{release.namespace}:{release.name}-taskmanager-operator"
     for group, resource in WATCHED:

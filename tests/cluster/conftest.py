@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -49,14 +50,23 @@ def dynamic(api_client: ApiClient) -> DynamicClient:
     return DynamicClient(api_client)
 
 
+@contextlib.contextmanager
+def fresh_namespace(api_client: ApiClient, prefix: str = TEST_NAMESPACE_PREFIX) -> Iterator[str]:
+    """A new namespace, deleted afterwards with everything in it."""
+    name = f"{prefix}{uuid.uuid4().hex[:8]}"
+    core = client.CoreV1Api(api_client)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    try:
+        yield name
+    finally:
+        core.delete_namespace(name, propagation_policy="Background")
+
+
 @pytest.fixture
 def namespace(api_client: ApiClient) -> Iterator[str]:
     """A fresh namespace per test, deleted afterwards (with everything in it)."""
-    name = f"{TEST_NAMESPACE_PREFIX}{uuid.uuid4().hex[:8]}"
-    core = client.CoreV1Api(api_client)
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    yield name
-    core.delete_namespace(name, propagation_policy="Background")
+    with fresh_namespace(api_client) as name:
+        yield name
 
 
 @pytest.fixture(scope="session")
@@ -103,11 +113,8 @@ def operator(api_client: ApiClient, taskmanager_crd: str) -> Iterator[OperatorPr
 
 def wait_until_reconciling(api_client: ApiClient, operator: OperatorProcess) -> None:
     """The liveness probe answers before kopf's watches are up; a canary proves the whole path."""
-    core = client.CoreV1Api(api_client)
     custom = client.CustomObjectsApi(api_client)
-    namespace = f"{TEST_NAMESPACE_PREFIX}canary-{uuid.uuid4().hex[:6]}"
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
-    try:
+    with fresh_namespace(api_client, f"{TEST_NAMESPACE_PREFIX}canary-") as namespace:
         custom.create_namespaced_custom_object(
             GROUP,
             VERSION,
@@ -128,5 +135,3 @@ def wait_until_reconciling(api_client: ApiClient, operator: OperatorProcess) -> 
             return (body.get("status") or {}).get("phase") == "Paused"
 
         wait_until(paused, timeout=120, what=f"the operator to reconcile a canary in {namespace}")
-    finally:
-        core.delete_namespace(namespace, propagation_policy="Background")

@@ -4,7 +4,6 @@ first one stops."""
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,11 +12,11 @@ from kubernetes import client
 from kubernetes.client import ApiClient
 
 from taskmanager_operator.api.v1alpha1 import GROUP, PLURAL, VERSION
+from tests.cluster.conftest import fresh_namespace
 from tests.support.operator import OperatorProcess, run_operator
 from tests.support.wait import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
-# Outside the session operator's `test-*` namespaces, so only the two replicas act here.
 ELECTION = {
     "TASKMANAGER_OPERATOR_LEASE_SECONDS": "6",
     "TASKMANAGER_OPERATOR_RENEW_SECONDS": "4",
@@ -27,11 +26,9 @@ ELECTION = {
 
 @pytest.fixture
 def ha_namespace(api_client: ApiClient) -> Iterator[str]:
-    name = f"ha-{uuid.uuid4().hex[:8]}"
-    core = client.CoreV1Api(api_client)
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    yield name
-    core.delete_namespace(name, propagation_policy="Background")
+    # Outside the session operator's `test-*` namespaces, so only the two replicas act here.
+    with fresh_namespace(api_client, "ha-") as name:
+        yield name
 
 
 def phase(custom: client.CustomObjectsApi, namespace: str, name: str) -> str | None:
