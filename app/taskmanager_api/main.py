@@ -111,7 +111,8 @@ def create_app(settings: Settings) -> FastAPI:
         RequestContextMiddleware, metrics=app_metrics, max_body_bytes=settings.max_body_bytes
     )
     # Included one level deep: every extra router level is matched again on every request.
-    for router in (auth_router, users_router, tasks_router, comments_router):
+    # Matched in this order, route by route: the busiest routes (tasks) come first.
+    for router in (tasks_router, comments_router, users_router, auth_router):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(health.router)
     app.include_router(metrics.router)

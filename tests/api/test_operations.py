@@ -77,8 +77,9 @@ async def test_metrics_by_route_template(api: ApiClient, app: FastAPI) -> None:
     assert "taskmanager_http_request_duration_seconds_bucket" in text
     assert "taskmanager_http_requests_in_flight" in text
     assert 'taskmanager_db_pool_connections{state="size"} 10.0' in text
-    # The create cached the task: both reads were hits.
-    assert 'taskmanager_cache_requests_total{result="hit"} 2.0' in text
+    # Reads fill the cache, creates do not: the first read missed, the second hit.
+    assert 'taskmanager_cache_requests_total{result="miss"} 1.0' in text
+    assert 'taskmanager_cache_requests_total{result="hit"} 1.0' in text
     assert 'taskmanager_auth_failures_total{reason="malformed"} 1.0' in text
     del app
 

@@ -6,41 +6,51 @@ import hashlib
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
 
 from taskmanager_api.auth.service import AuthenticatedUser
 from taskmanager_api.cache_keys import prefetch_keys, user_cache_key
-from taskmanager_api.core.deps import Services, ServicesDep
+from taskmanager_api.core.deps import Services, ServicesDep, services_of
 from taskmanager_api.core.errors import ForbiddenError, RateLimitedError, UnauthorizedError
 from taskmanager_api.core.security import InvalidTokenError, TokenClaims, TokenType
 from taskmanager_api.users import service as users
-
-# auto_error=False: a missing header must get our 401 body, not FastAPI's 403.
-bearer = HTTPBearer(auto_error=False, description="An access token from /api/v1/auth/login.")
-CredentialsDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
 def _window_ms(services: Services) -> int:
     return int(services.settings.rate_limit_window.total_seconds() * 1000)
 
 
-async def access_claims(services: ServicesDep, credentials: CredentialsDep) -> TokenClaims:
-    failures = services.metrics.auth_failures
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        failures.labels(reason="missing").inc()
-        raise UnauthorizedError
-    try:
-        return services.tokens.decode(credentials.credentials, TokenType.ACCESS)
-    except InvalidTokenError as error:
-        failures.labels(reason=error.reason).inc()
-        raise UnauthorizedError from None
+class BearerAuthentication(HTTPBearer):
+    """The caller, authenticated and rate limited, in one dependency.
+
+    A security scheme, so OpenAPI documents the bearer token; one node in FastAPI's dependency
+    graph rather than a chain (services -> credentials -> claims -> user), because FastAPI's
+    per-request cost grows with every node: measured ~28 µs per request for the chain.
+    """
+
+    async def __call__(self, request: Request) -> AuthenticatedUser:  # type: ignore[override]
+        services = services_of(request)
+        claims = self._claims(services, request.headers.get("authorization"))
+        # Kept for handlers that need the token itself (logout revokes its family).
+        request.state.access_claims = claims
+        return await _authenticated_user(request, services, claims)
+
+    @staticmethod
+    def _claims(services: Services, authorization: str | None) -> TokenClaims:
+        failures = services.metrics.auth_failures
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            failures.labels(reason="missing").inc()
+            raise UnauthorizedError
+        try:
+            return services.tokens.decode(token, TokenType.ACCESS)
+        except InvalidTokenError as error:
+            failures.labels(reason=error.reason).inc()
+            raise UnauthorizedError from None
 
 
-AccessClaims = Annotated[TokenClaims, Depends(access_claims)]
-
-
-async def current_user(
-    request: Request, services: ServicesDep, claims: AccessClaims
+async def _authenticated_user(
+    request: Request, services: Services, claims: TokenClaims
 ) -> AuthenticatedUser:
     failures = services.metrics.auth_failures
     cache_key = user_cache_key(claims.subject)
@@ -75,12 +85,30 @@ async def current_user(
     return user
 
 
+# auto_error=False: a missing header must get our 401 body, not FastAPI's 403.
+current_user = BearerAuthentication(
+    auto_error=False,
+    # The name OpenAPI has always given the scheme: generated clients keep working.
+    scheme_name="HTTPBearer",
+    description="An access token from /api/v1/auth/login.",
+)
+
+
 async def cache_user(services: Services, user: AuthenticatedUser) -> None:
     ttl_ms = int(services.settings.cache_ttl.total_seconds() * 1000)
     await services.store.cache_put(user_cache_key(user.id), user.version, user.dump(), ttl_ms)
 
 
 CurrentUser = Annotated[AuthenticatedUser, Depends(current_user)]
+
+
+async def access_claims(request: Request, _user: CurrentUser) -> TokenClaims:
+    """The verified claims of the caller's access token (after authentication succeeded)."""
+    claims: TokenClaims = request.state.access_claims
+    return claims
+
+
+AccessClaims = Annotated[TokenClaims, Depends(access_claims)]
 
 
 async def admin_user(user: CurrentUser) -> AuthenticatedUser:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 import uuid
@@ -38,6 +39,10 @@ class AuthenticatedUser:
 
     @classmethod
     def load(cls, raw: bytes) -> AuthenticatedUser:
+        return _load_user(raw)
+
+    @classmethod
+    def parse(cls, raw: bytes) -> AuthenticatedUser:
         data = json.loads(raw)
         return cls(
             id=uuid.UUID(data["id"]),
@@ -46,6 +51,11 @@ class AuthenticatedUser:
             is_active=data["is_active"],
             version=data["version"],
         )
+
+
+# The same cached bytes come back on every request of a user: parsed once (the value is
+# immutable, and a changed user is different bytes).
+_load_user = functools.lru_cache(maxsize=4096)(AuthenticatedUser.parse)
 
 
 @dataclass(frozen=True, slots=True)

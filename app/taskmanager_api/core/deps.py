@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from taskmanager_api.core.config import Settings
 from taskmanager_api.core.redis import Store
@@ -31,10 +31,16 @@ class Services:
     metrics: Metrics
 
 
-async def get_services(request: Request) -> Services:
-    # async on purpose: FastAPI runs a plain `def` dependency in a worker thread, per request.
+def services_of(request: Request) -> Services:
+    """For hot paths: the services without a dependency node (FastAPI's per-request cost grows
+    with every node in a route's dependency graph)."""
     services: Services = request.app.state.services
     return services
+
+
+async def get_services(request: Request) -> Services:
+    # async on purpose: FastAPI runs a plain `def` dependency in a worker thread, per request.
+    return services_of(request)
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
@@ -56,14 +62,3 @@ async def get_read_session(services: ServicesDep) -> AsyncIterator[AsyncSession]
 
 # For handlers that only read: no transaction, so no BEGIN and ROLLBACK round trips.
 ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session)]
-
-
-async def get_read_connection(request: Request) -> AsyncIterator[AsyncConnection]:
-    # Straight from the app state, not through ServicesDep: one dependency less to resolve.
-    services: Services = request.app.state.services
-    async with services.read_engine.connect() as connection:
-        yield connection
-
-
-# For hot read paths that run Core statements: no session, no identity map, no transaction.
-ReadConnectionDep = Annotated[AsyncConnection, Depends(get_read_connection)]

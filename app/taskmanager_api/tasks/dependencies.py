@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Request
 
 from taskmanager_api.auth.dependencies import CurrentUser
 from taskmanager_api.auth.service import AuthenticatedUser
 from taskmanager_api.cache_keys import task_cache_key
-from taskmanager_api.core.deps import Services, ServicesDep, SessionDep
+from taskmanager_api.core.deps import Services, SessionDep, services_of
 from taskmanager_api.core.errors import NotFoundError
 from taskmanager_api.core.redis import TOMBSTONE
 from taskmanager_api.tasks import service as tasks
@@ -26,14 +26,6 @@ async def cache_task(services: Services, task: Task) -> bytes:
     """Cache a task as committed; returns the JSON it cached (also the response body)."""
     body = TaskPublic.model_validate(task).model_dump_json().encode()
     await services.store.cache_put(task_cache_key(task.id), task.version, body, _ttl_ms(services))
-    return body
-
-
-async def cache_new_task(services: Services, task: dict[str, Any]) -> bytes:
-    """Cache a task just inserted (version 1, as a dict of its public fields); returns the JSON
-    it cached (also the response body)."""
-    body = TaskPublic.model_validate(task).model_dump_json().encode()
-    await services.store.cache_put(task_cache_key(task["id"]), 1, body, _ttl_ms(services))
     return body
 
 
@@ -53,9 +45,10 @@ def _visible(task: TaskPublic | Task, user: AuthenticatedUser) -> bool:
 
 
 async def visible_task_json(
-    task_id: uuid.UUID, request: Request, user: CurrentUser, services: ServicesDep
+    task_id: uuid.UUID, request: Request, user: CurrentUser
 ) -> tuple[TaskPublic, bytes]:
     """The task as the API shows it, from the cache when possible, or 404."""
+    services = services_of(request)
     key = task_cache_key(task_id)
     prefetched = getattr(request.state, "prefetched", {})
     # Usually fetched already, in the same round trip that authenticated the caller.
