@@ -15,10 +15,12 @@ import uvicorn
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from taskmanager_api.auth.service import AuthenticatedUser, cache_user
 from taskmanager_api.core import migrate
 from taskmanager_api.core.config import Settings, SettingsError, load_settings
 from taskmanager_api.core.db import create_engine, create_sessionmaker
 from taskmanager_api.core.logging import configure_logging
+from taskmanager_api.core.redis import RedisStore
 from taskmanager_api.core.security import PasswordService
 from taskmanager_api.users import service as users
 from taskmanager_api.users.models import Role
@@ -134,9 +136,28 @@ async def _create_admin(settings: Settings, email: str, password: str) -> str:
                 user.role, user.is_active = Role.ADMIN, True
                 outcome = "promoted"
             await session.commit()
-            return f"{outcome} admin {user.email} ({user.id})"
+        if outcome == "promoted":
+            await _recache_user(settings, AuthenticatedUser.of(user))
+        return f"{outcome} admin {user.email} ({user.id})"
     finally:
         await engine.dispose()
+
+
+async def _recache_user(settings: Settings, user: AuthenticatedUser) -> None:
+    """Running replicas read the caller from the shared cache: give them the promoted user now,
+    rather than after the cache TTL. The version compare keeps a newer entry if there is one."""
+    if settings.redis_url is None:
+        return  # no shared cache; each process caches on its own
+    store = RedisStore.from_url(
+        settings.redis_url.get_secret_value(),
+        prefix=settings.redis_key_prefix,
+        timeout=settings.redis_timeout,
+        max_connections=1,
+    )
+    try:
+        await cache_user(store, user, settings.cache_ttl)
+    finally:
+        await store.aclose()
 
 
 def _admin(settings: Settings, args: argparse.Namespace) -> int:

@@ -74,6 +74,31 @@ async def test_create_admin_creates_then_promotes(
         assert (await api.get(f"{API}/users", as_=admin)).status_code == 200
 
 
+@pytest.mark.postgres
+@pytest.mark.redis
+async def test_a_promoted_user_is_admin_at_once_on_running_replicas(
+    tmp_path: Path, app_factory: AppFactory, settings: Settings
+) -> None:
+    assert settings.database_url is not None
+    assert settings.redis_url is not None
+    env = api_environment(
+        environment="development",
+        database_url=settings.database_url.get_secret_value(),
+        redis_url=settings.redis_url.get_secret_value(),
+        redis_key_prefix=settings.redis_key_prefix,
+        admin_password=PASSWORD,
+    )
+    async with app_factory(settings) as (_, api):
+        email = "member-to-promote@example.com"
+        member = await api.account(email)
+        # Authenticating caches the caller as a member in the shared cache.
+        assert (await api.get(f"{API}/users", as_=member)).status_code == 403
+        promoted = cli("create-admin", "--email", email, env=env, cwd=tmp_path)
+        assert "promoted admin" in promoted.stdout, promoted.stderr
+        # Not after the cache TTL: the command replaced the cached user.
+        assert (await api.get(f"{API}/users", as_=member)).status_code == 200
+
+
 def test_serve_runs_on_the_embedded_default_with_docs(tmp_path: Path) -> None:
     env = api_environment(environment="development")
     with run_api(env, tmp_path, "--migrate") as api:

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPBearer
 
+from taskmanager_api.auth import service as auth
 from taskmanager_api.auth.service import AuthenticatedUser
 from taskmanager_api.cache_keys import prefetch_keys, user_cache_key
 from taskmanager_api.core.deps import Services, ServicesDep, services_of
@@ -95,8 +96,7 @@ current_user = BearerAuthentication(
 
 
 async def cache_user(services: Services, user: AuthenticatedUser) -> None:
-    ttl_ms = int(services.settings.cache_ttl.total_seconds() * 1000)
-    await services.store.cache_put(user_cache_key(user.id), user.version, user.dump(), ttl_ms)
+    await auth.cache_user(services.store, user, services.settings.cache_ttl)
 
 
 CurrentUser = Annotated[AuthenticatedUser, Depends(current_user)]

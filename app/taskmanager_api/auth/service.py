@@ -7,9 +7,11 @@ import json
 import time
 import uuid
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from taskmanager_api.cache_keys import user_cache_key
 from taskmanager_api.core.redis import Store
 from taskmanager_api.core.security import InvalidTokenError, TokenService, TokenType
 from taskmanager_api.users import service as users
@@ -51,6 +53,13 @@ class AuthenticatedUser:
             is_active=data["is_active"],
             version=data["version"],
         )
+
+
+async def cache_user(store: Store, user: AuthenticatedUser, ttl: timedelta) -> None:
+    """Put the user in the shared cache, unless the cache already holds a newer version."""
+    await store.cache_put(
+        user_cache_key(user.id), user.version, user.dump(), int(ttl.total_seconds() * 1000)
+    )
 
 
 # The same cached bytes come back on every request of a user: parsed once (the value is
