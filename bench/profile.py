@@ -15,6 +15,7 @@ import cProfile
 import io
 import json
 import logging
+import os
 import pstats
 import secrets
 import sys
@@ -180,7 +181,7 @@ def main() -> int:
     # The access log goes to a file in the benchmark; here nowhere, but still formatted.
     handler = logging.getLogger().handlers[0]
     assert isinstance(handler, logging.StreamHandler)  # noqa: S101
-    handler.setStream(open(__import__("os").environ.get("PROFILE_LOG", "/dev/null"), "w"))  # noqa: SIM115, PTH123 - lives as long as we do
+    handler.setStream(open(os.environ.get("PROFILE_LOG", "/dev/null"), "w"))  # noqa: SIM115, PTH123 - lives as long as we do
     with run_postgres() as postgres, run_redis() as redis:
         settings = make_settings(postgres.url(), redis.url())
         migrate.upgrade(settings)

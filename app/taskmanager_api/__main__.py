@@ -20,7 +20,6 @@ from taskmanager_api.core import migrate
 from taskmanager_api.core.config import Settings, SettingsError, load_settings
 from taskmanager_api.core.db import create_engine, create_sessionmaker
 from taskmanager_api.core.logging import configure_logging
-from taskmanager_api.core.redis import RedisStore
 from taskmanager_api.core.security import PasswordService
 from taskmanager_api.users import service as users
 from taskmanager_api.users.models import Role
@@ -148,12 +147,9 @@ async def _recache_user(settings: Settings, user: AuthenticatedUser) -> None:
     rather than after the cache TTL. The version compare keeps a newer entry if there is one."""
     if settings.redis_url is None:
         return  # no shared cache; each process caches on its own
-    store = RedisStore.from_url(
-        settings.redis_url.get_secret_value(),
-        prefix=settings.redis_key_prefix,
-        timeout=settings.redis_timeout,
-        max_connections=1,
-    )
+    from taskmanager_api.main import create_store  # noqa: PLC0415 - the app, for this path only
+
+    store = create_store(settings)
     try:
         await cache_user(store, user, settings.cache_ttl)
     finally:

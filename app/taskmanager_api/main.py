@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 API_PREFIX = "/api/v1"
 
 
-def _store(settings: Settings) -> Store:
+def create_store(settings: Settings) -> Store:
     if settings.redis_url is None:
         logger.warning(
             "no Redis configured: revocations, rate limits and cache are local to this process"
@@ -56,7 +56,7 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings)
-        store = _store(settings)
+        store = create_store(settings)
         services = Services(
             settings=settings,
             engine=engine,

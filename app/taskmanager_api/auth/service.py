@@ -40,11 +40,10 @@ class AuthenticatedUser:
         return json.dumps(asdict(self) | {"id": str(self.id)}).encode()
 
     @classmethod
+    # The same cached bytes come back on every request of a user: parsed once (the value is
+    # immutable, and a changed user is different bytes).
+    @functools.lru_cache(maxsize=4096)
     def load(cls, raw: bytes) -> AuthenticatedUser:
-        return _load_user(raw)
-
-    @classmethod
-    def parse(cls, raw: bytes) -> AuthenticatedUser:
         data = json.loads(raw)
         return cls(
             id=uuid.UUID(data["id"]),
@@ -60,11 +59,6 @@ async def cache_user(store: Store, user: AuthenticatedUser, ttl: timedelta) -> N
     await store.cache_put(
         user_cache_key(user.id), user.version, user.dump(), int(ttl.total_seconds() * 1000)
     )
-
-
-# The same cached bytes come back on every request of a user: parsed once (the value is
-# immutable, and a changed user is different bytes).
-_load_user = functools.lru_cache(maxsize=4096)(AuthenticatedUser.parse)
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,8 +48,8 @@ class RedactingJsonFormatter(JsonFormatter):
 
     def _access_line(self, record: logging.LogRecord) -> str:
         # One line per request: built straight from its known fields, the same JSON the generic
-        # path writes at a third of the cost (that path inspects every attribute of the record).
-        # The path is redacted at the source, so no regex scans the line again.
+        # path writes without inspecting every attribute of the record (measured: 11.7 -> 9.3 µs
+        # per line). The path is redacted at the source, so no regex scans the line again.
         fields = record.__dict__
         line = {
             "time": self.formatTime(record),
