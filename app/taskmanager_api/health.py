@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from taskmanager_api import __version__
 from taskmanager_api.core.deps import Services, ServicesDep
 from taskmanager_api.core.errors import error_response, error_responses
+from taskmanager_api.core.redis_policy import policy_warning
 
 router = APIRouter(tags=["operations"])
 
@@ -42,6 +43,8 @@ class DetailedHealth(Readiness):
     database_dialect: str
     state_store: str
     db_pool: dict[str, int]
+    redis_eviction_policy: str | None = None
+    warnings: list[str] = []
 
 
 async def _timed(check: Any) -> CheckResult:
@@ -121,6 +124,8 @@ async def detailed(request: Request, services: ServicesDep) -> DetailedHealth | 
         for name in ("size", "checkedin", "checkedout", "overflow")
         if callable(getattr(pool, name, None))
     }
+    policy = await _eviction_policy(services)
+    warning = policy_warning(policy) if policy else None
     return DetailedHealth(
         status=_status(checks),
         checks=checks,
@@ -130,4 +135,14 @@ async def detailed(request: Request, services: ServicesDep) -> DetailedHealth | 
         database_dialect=services.engine.dialect.name,
         state_store=services.store.kind,
         db_pool=pool_state,
+        redis_eviction_policy=policy,
+        warnings=[warning] if warning else [],
     )
+
+
+async def _eviction_policy(services: Services) -> str | None:
+    """Redis's maxmemory-policy; None without Redis or when Redis will not say (INFO denied)."""
+    try:
+        return await asyncio.wait_for(services.store.eviction_policy(), CHECK_TIMEOUT)
+    except Exception:  # noqa: BLE001 - a view for humans: an unknown policy is not an error
+        return None

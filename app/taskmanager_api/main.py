@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from taskmanager_api import __version__, health, metrics
+from taskmanager_api.auth.revocations import Revocations
 from taskmanager_api.auth.router import router as auth_router
 from taskmanager_api.comments.router import router as comments_router
 from taskmanager_api.core.config import Settings
@@ -64,6 +65,12 @@ def create_app(settings: Settings) -> FastAPI:
             read_sessions=create_read_sessionmaker(engine),
             read_engine=read_only(engine),
             store=store,
+            revocations=Revocations(
+                engine,
+                store,
+                session_ttl=settings.refresh_token_ttl,
+                on_reload=app_metrics.revocation_reloads.inc,
+            ),
             tokens=TokenService.from_settings(settings),
             passwords=PasswordService(),
             metrics=app_metrics,
@@ -89,6 +96,7 @@ def create_app(settings: Settings) -> FastAPI:
             yield
         finally:
             # The server has stopped taking requests and drained the in-flight ones by now.
+            await services.revocations.aclose()
             await store.aclose()
             await engine.dispose()
             holder.clear()

@@ -71,6 +71,12 @@ class Metrics:
         )
         self.cache_hits = self.cache.labels(result="hit")
         self.cache_misses = self.cache.labels(result="miss")
+        self.revocation_reloads = Counter(
+            "taskmanager_revocation_reloads_total",
+            "Times this replica copied the revocations from the database back into Redis "
+            "(after Redis restarted empty, was flushed or evicted them).",
+            registry=self.registry,
+        )
         self.auth_failures = Counter(
             "taskmanager_auth_failures_total",
             "Rejected credentials by reason.",

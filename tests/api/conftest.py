@@ -27,7 +27,7 @@ from tests.support.services import PostgresServer, RedisServer
 API_DATABASE = "taskmanager_api"
 # Kept apart from db 0, which the foundation's own Redis tests use.
 API_REDIS_DB = 3
-TABLES = "comments, task_tags, tasks, users"
+TABLES = "comments, task_tags, tasks, users, revoked_token_families, spent_refresh_tokens"
 
 
 async def _execute(url: str, statement: str, **params: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -29,8 +30,11 @@ def cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProce
 
 def test_migrate_upgrade_current_downgrade(tmp_path: Path) -> None:
     env = api_environment(environment="development", log_json="false")
-    assert "current: base (head: 0001)" in cli("migrate", "current", env=env, cwd=tmp_path).stdout
-    assert "current: 0001 (head: 0001)" in cli("migrate", "upgrade", env=env, cwd=tmp_path).stdout
+    before = cli("migrate", "current", env=env, cwd=tmp_path).stdout
+    head = re.search(r"current: base \(head: (\w+)\)", before)
+    assert head is not None, before
+    upgraded = cli("migrate", "upgrade", env=env, cwd=tmp_path).stdout
+    assert f"current: {head[1]} (head: {head[1]})" in upgraded
     assert (tmp_path / "taskmanager.db").is_file()
     down = cli("migrate", "downgrade", "base", env=env, cwd=tmp_path)
     assert "current: base" in down.stdout, down.stderr

@@ -180,36 +180,79 @@ def run_postgres() -> Iterator[PostgresServer]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-@contextlib.contextmanager
-def run_redis() -> Iterator[RedisServer]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail(f"redis-server not found: {INSTALL_HINT}")
-    workdir = Path(tempfile.mkdtemp(prefix="taskmanager-redis-"))
-    server = RedisServer(host="127.0.0.1", port=free_port(), password=secrets.token_urlsafe(24))
-    # The password goes in a config file, not on the command line where `ps` would show it.
-    config = workdir / "redis.conf"
-    config.write_text(
-        f"bind {server.host}\nport {server.port}\nrequirepass {server.password}\n"
-        f'dir {workdir}\nsave ""\nappendonly no\ndaemonize no\n'
-    )
-    config.chmod(0o600)
-    log = (workdir / "redis.log").open("w")
-    process = subprocess.Popen([binary, str(config)], stdout=log, stderr=subprocess.STDOUT)
-    try:
-        client = redis.Redis(host=server.host, port=server.port, password=server.password)
+class RedisProcess:
+    """A redis-server that a test can restart: a new process on the same port, empty, as a
+    rescheduled pod would come back (its configuration keeps nothing on disk)."""
+
+    def __init__(self, binary: str, workdir: Path, extra_config: str) -> None:
+        self.binary = binary
+        self.workdir = workdir
+        self.server = RedisServer(
+            host="127.0.0.1", port=free_port(), password=secrets.token_urlsafe(24)
+        )
+        # The password goes in a config file, not on the command line where `ps` would show it.
+        self.config = workdir / "redis.conf"
+        self.config.write_text(
+            f"bind {self.server.host}\nport {self.server.port}\n"
+            f"requirepass {self.server.password}\n"
+            f'dir {workdir}\nsave ""\nappendonly no\ndaemonize no\n{extra_config}'
+        )
+        self.config.chmod(0o600)
+        self.log_path = workdir / "redis.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(
+            host=self.server.host, port=self.server.port, password=self.server.password
+        )
+
+    def start(self) -> None:
+        with self.log_path.open("a") as log:
+            self.process = subprocess.Popen(
+                [self.binary, str(self.config)], stdout=log, stderr=subprocess.STDOUT
+            )
+        process = self.process
+        client = self.client()
         try:
 
             def answers() -> bool:
                 if process.poll() is not None:
-                    pytest.fail(f"redis-server exited: {(workdir / 'redis.log').read_text()}")
-                return bool(client.ping())
+                    pytest.fail(f"redis-server exited: {self.log_path.read_text()}")
+                try:
+                    return bool(client.ping())
+                except redis.ConnectionError:
+                    return False
 
-            wait_until(answers, timeout=30, interval=0.1, what="redis-server to answer PING")
+            wait_until(answers, timeout=30, interval=0.05, what="redis-server to answer PING")
         finally:
             client.close()
-        yield server
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process, timeout=15)
+            self.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+@contextlib.contextmanager
+def redis_process(extra_config: str = "") -> Iterator[RedisProcess]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail(f"redis-server not found: {INSTALL_HINT}")
+    workdir = Path(tempfile.mkdtemp(prefix="taskmanager-redis-"))
+    process = RedisProcess(binary, workdir, extra_config)
+    try:
+        process.start()
+        yield process
     finally:
-        stop_process(process, timeout=15)
-        log.close()
+        process.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def run_redis() -> Iterator[RedisServer]:
+    with redis_process() as process:
+        yield process.server

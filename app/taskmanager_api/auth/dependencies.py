@@ -63,7 +63,13 @@ async def _authenticated_user(
         prefetch=prefetch_keys(request.path_params),
     )
     request.state.prefetched = state.prefetched
-    if state.family_revoked:
+    revoked = state.family_revoked
+    if not state.revocations_loaded:
+        # The store lost its revocation set (a restart, a flush, an eviction): the database
+        # answers until this replica's reload has put it back.
+        services.revocations.reload_in_background()
+        revoked = await services.revocations.is_revoked(claims.family)
+    if revoked:
         failures.labels(reason="revoked").inc()
         raise UnauthorizedError
     if state.hit.count > services.settings.rate_limit_per_minute:

@@ -85,7 +85,10 @@ async def refresh(body: RefreshRequest, services: ServicesDep, session: SessionD
     """Rotate a refresh token: the one presented is spent; presenting it again ends the session."""
     try:
         issued = await auth.refresh(
-            session, tokens=services.tokens, store=services.store, refresh_token=body.refresh_token
+            session,
+            tokens=services.tokens,
+            revocations=services.revocations,
+            refresh_token=body.refresh_token,
         )
     except auth.RefreshRejectedError as error:
         services.metrics.auth_failures.labels(reason=f"refresh_{error.reason}").inc()
@@ -101,4 +104,4 @@ async def refresh(body: RefreshRequest, services: ServicesDep, session: SessionD
 async def logout(user: CurrentUser, claims: AccessClaims, services: ServicesDep) -> None:
     """End this session: its access and refresh tokens stop working on every replica."""
     del user  # only to refuse revoked or deactivated callers; the session is the token's family
-    await auth.revoke_family(store=services.store, tokens=services.tokens, family=claims.family)
+    await services.revocations.revoke(claims.family)

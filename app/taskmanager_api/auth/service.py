@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import functools
 import json
-import time
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from taskmanager_api.auth.revocations import Revocations
 from taskmanager_api.cache_keys import user_cache_key
 from taskmanager_api.core.redis import Store
 from taskmanager_api.core.security import InvalidTokenError, TokenService, TokenType
@@ -88,27 +88,22 @@ def issue_pair(
 
 
 async def refresh(
-    session: AsyncSession, *, tokens: TokenService, store: Store, refresh_token: str
+    session: AsyncSession, *, tokens: TokenService, revocations: Revocations, refresh_token: str
 ) -> IssuedTokens:
     try:
         claims = tokens.decode(refresh_token, TokenType.REFRESH)
     except InvalidTokenError as error:
         raise RefreshRejectedError(error.reason) from None
-    if await store.family_revoked(claims.family):
+    # The database, not the store: rotation is rare, and its answer must not depend on what
+    # Redis still remembers.
+    if await revocations.is_revoked(claims.family):
         raise RefreshRejectedError("revoked")
-    remaining_ms = max((claims.expires_at - int(time.time())) * 1000, 1000)
-    if not await store.first_use(claims.token_id, remaining_ms):
+    if not await revocations.spend(claims.token_id, claims.expires_at):
         # A used refresh token came back: it was stolen or the client is confused. Either way
         # nobody can tell which copy is legitimate, so the whole session ends.
-        await revoke_family(store=store, tokens=tokens, family=claims.family)
+        await revocations.revoke(claims.family)
         raise RefreshRejectedError("reused")
     user = await users.get_user(session, user_id=claims.subject)
     if user is None or not user.is_active:
         raise RefreshRejectedError("inactive")
     return issue_pair(tokens, user_id=user.id, family=claims.family)
-
-
-async def revoke_family(*, store: Store, tokens: TokenService, family: str) -> None:
-    # Every token of the family expires within one refresh TTL from now: so may the mark.
-    ttl_ms = int(tokens.ttl[TokenType.REFRESH].total_seconds() * 1000)
-    await store.revoke_family(family, ttl_ms)

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from taskmanager_api.auth.revocations import Revocations
 from taskmanager_api.core.config import Settings
 from taskmanager_api.core.redis import Store
 from taskmanager_api.core.security import PasswordService, TokenService
@@ -26,6 +27,7 @@ class Services:
     # The engine in autocommit: Core reads on a bare connection, no session, no transaction.
     read_engine: AsyncEngine
     store: Store
+    revocations: Revocations
     tokens: TokenService
     passwords: PasswordService
     metrics: Metrics

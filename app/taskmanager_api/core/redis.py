@@ -2,19 +2,40 @@
 
 `RedisStore` keeps it in Redis. Without a Redis URL, `MemoryStore` keeps the same semantics in this
 process only, which is right for one process and wrong for several: `/ready` reports it as degraded.
+
+Revocations here are the fast path only: the database holds the record (auth/revocations.py).
+They live in ONE key without a TTL (a sorted set of family -> expiry), together with a marker
+member written after a full load from the database. Whatever loses that key (a restart, a flush,
+an `allkeys-*` eviction) loses the marker with it, and `AccessState.revocations_loaded` turns
+False: the caller then asks the database and reloads the set. A Redis that still holds the marker
+holds every revocation made since its load, because each revocation is written to the database
+first and to Redis second.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import RedisError
 
 TOMBSTONE = b"T"
+# Family ids are hex: the marker cannot collide with one.
+LOADED_MARKER = "#loaded"
+_LOAD_BATCH = 1000
+
+# A restarted Redis (a rescheduled pod) refuses connections for a moment: each command retries
+# with backoff for about RECONNECT_BUDGET seconds in all before the request fails (fail closed).
+# The jitter keeps replicas from reconnecting in lockstep.
+RECONNECT_RETRIES = 8
+RECONNECT_BACKOFF = ExponentialWithJitterBackoff(base=0.02, cap=1.0)
 
 # Keeps only the newest version of a cached object: a replica that read an older row before a
 # write committed cannot overwrite what the writer cached, and a deleted object stays deleted.
@@ -30,15 +51,18 @@ return 1
 """
 
 
-# Everything an authenticated request must know, in one atomic round trip: is the session revoked,
-# the cached caller, the caller's rate-limit count and window, and any keys the handler will read
-# next (prefetched). KEYS: revoked mark, cached user, rate counter, prefetched keys...
+# Everything an authenticated request must know, in one atomic round trip: is the session revoked
+# (and is the revocation set loaded at all), the cached caller, the caller's rate-limit count and
+# window, and any keys the handler will read next (prefetched).
+# KEYS: revocation set, cached user, rate counter, prefetched keys...
+# ARGV: rate window (ms), the caller's family, the loaded marker.
 _ACCESS_STATE = """
-local revoked = redis.call('EXISTS', KEYS[1])
+local revoked = redis.call('ZSCORE', KEYS[1], ARGV[2]) and 1 or 0
+local loaded = redis.call('ZSCORE', KEYS[1], ARGV[3]) and 1 or 0
 local user = redis.call('GET', KEYS[2])
 local count = redis.call('INCR', KEYS[3])
 if count == 1 then redis.call('PEXPIRE', KEYS[3], ARGV[1]) end
-local result = {revoked, user, count, redis.call('PTTL', KEYS[3])}
+local result = {revoked, loaded, user, count, redis.call('PTTL', KEYS[3])}
 for i = 4, #KEYS do result[#result + 1] = redis.call('GET', KEYS[i]) end
 return result
 """
@@ -60,6 +84,8 @@ class Hit:
 @dataclass(frozen=True, slots=True)
 class AccessState:
     family_revoked: bool
+    # False when the store lost its revocation set: `family_revoked` then says nothing.
+    revocations_loaded: bool
     cached_user: bytes | None
     hit: Hit
     prefetched: dict[str, tuple[int, bytes] | bytes | None]
@@ -80,9 +106,9 @@ class Store(Protocol):
         prefetch: tuple[str, ...] = (),
     ) -> AccessState: ...
     async def hit(self, key: str, window_ms: int) -> Hit: ...
-    async def revoke_family(self, family: str, ttl_ms: int) -> None: ...
-    async def family_revoked(self, family: str) -> bool: ...
-    async def first_use(self, token_id: str, ttl_ms: int) -> bool: ...
+    async def revoke_family(self, family: str, expires_at_ms: int) -> None: ...
+    async def load_revocations(self, families: Iterable[tuple[str, int]]) -> None: ...
+    async def eviction_policy(self) -> str | None: ...
     async def cache_get(self, key: str) -> tuple[int, bytes] | bytes | None: ...
     async def cache_put(self, key: str, version: int, value: bytes, ttl_ms: int) -> None: ...
     async def cache_tombstone(self, key: str, ttl_ms: int) -> None: ...
@@ -114,6 +140,7 @@ class RedisStore:
             socket_connect_timeout=timeout,
             max_connections=max_connections,
             health_check_interval=30,
+            retry=Retry(RECONNECT_BACKOFF, RECONNECT_RETRIES),
         )
         return cls(client, prefix)
 
@@ -142,20 +169,23 @@ class RedisStore:
         prefetch: tuple[str, ...] = (),
     ) -> AccessState:
         keys = [
-            self._k("revoked", family),
+            self._k("revoked"),
             self._k("cache", user_key),
             self._k("rl", rate_key),
             *(self._k("cache", key) for key in prefetch),
         ]
-        reply = await self._run(self._access_state(keys=keys, args=[window_ms]))
-        revoked, user, count, ttl = reply[:4]
+        reply = await self._run(
+            self._access_state(keys=keys, args=[window_ms, family, LOADED_MARKER])
+        )
+        revoked, loaded, user, count, ttl = reply[:5]
         cached = _decode_cached(user)
         return AccessState(
             family_revoked=bool(revoked),
+            revocations_loaded=bool(loaded),
             cached_user=cached[1] if isinstance(cached, tuple) else None,
             hit=Hit(count=int(count), retry_after_ms=max(int(ttl), 0)),
             prefetched={
-                key: _decode_cached(value) for key, value in zip(prefetch, reply[4:], strict=True)
+                key: _decode_cached(value) for key, value in zip(prefetch, reply[5:], strict=True)
             },
         )
 
@@ -167,17 +197,26 @@ class RedisStore:
         count, _, ttl = await self._run(pipe.execute())
         return Hit(count=int(count), retry_after_ms=max(int(ttl), 0))
 
-    async def revoke_family(self, family: str, ttl_ms: int) -> None:
-        await self._run(self._client.set(self._k("revoked", family), b"1", px=ttl_ms))
+    async def revoke_family(self, family: str, expires_at_ms: int) -> None:
+        pipe = self._client.pipeline(transaction=False)
+        # Families whose tokens have all expired protect nothing: dropped on the way (never the
+        # marker, whose score is +inf).
+        pipe.zremrangebyscore(self._k("revoked"), "-inf", int(time.time() * 1000))
+        pipe.zadd(self._k("revoked"), {family: expires_at_ms})
+        await self._run(pipe.execute())
 
-    async def family_revoked(self, family: str) -> bool:
-        return bool(await self._run(self._client.exists(self._k("revoked", family))))
+    async def load_revocations(self, families: Iterable[tuple[str, int]]) -> None:
+        key = self._k("revoked")
+        entries = iter(families)
+        while batch := dict(itertools.islice(entries, _LOAD_BATCH)):
+            await self._run(self._client.zadd(key, batch))
+        # Last: the marker says the set is whole.
+        await self._run(self._client.zadd(key, {LOADED_MARKER: math.inf}))
 
-    async def first_use(self, token_id: str, ttl_ms: int) -> bool:
-        created = await self._run(
-            self._client.set(self._k("used", token_id), b"1", px=ttl_ms, nx=True)
-        )
-        return bool(created)
+    async def eviction_policy(self) -> str | None:
+        memory = await self._run(self._client.info("memory"))
+        policy = memory.get("maxmemory_policy")
+        return policy.decode() if isinstance(policy, bytes) else policy
 
     async def cache_get(self, key: str) -> tuple[int, bytes] | bytes | None:
         return _decode_cached(await self._run(self._client.get(self._k("cache", key))))
@@ -202,6 +241,9 @@ class MemoryStore:
     def __init__(self, *, max_entries: int = 100_000) -> None:
         self._data: dict[str, tuple[float, Any]] = {}
         self._max_entries = max_entries
+        # Apart from `_data`, whose eviction must not drop a revocation: family -> expiry (ms).
+        self._revoked: dict[str, int] = {}
+        self._revocations_loaded = False
 
     def _get(self, key: str) -> Any:
         entry = self._data.get(key)
@@ -235,6 +277,8 @@ class MemoryStore:
 
     async def aclose(self) -> None:
         self._data.clear()
+        self._revoked.clear()
+        self._revocations_loaded = False
 
     async def access_state(
         self,
@@ -247,7 +291,8 @@ class MemoryStore:
     ) -> AccessState:
         cached = self._get("cache:" + user_key)
         return AccessState(
-            family_revoked=await self.family_revoked(family),
+            family_revoked=family in self._revoked,
+            revocations_loaded=self._revocations_loaded,
             cached_user=cached[1] if isinstance(cached, tuple) else None,
             hit=await self.hit(rate_key, window_ms),
             prefetched={key: await self.cache_get(key) for key in prefetch},
@@ -262,17 +307,18 @@ class MemoryStore:
             self._data[name] = (self._data[name][0], count)
         return Hit(count=count, retry_after_ms=self._ttl_ms(name))
 
-    async def revoke_family(self, family: str, ttl_ms: int) -> None:
-        self._set("revoked:" + family, True, ttl_ms)
+    async def revoke_family(self, family: str, expires_at_ms: int) -> None:
+        now_ms = int(time.time() * 1000)
+        for expired in [name for name, expiry in self._revoked.items() if expiry <= now_ms]:
+            del self._revoked[expired]
+        self._revoked[family] = expires_at_ms
 
-    async def family_revoked(self, family: str) -> bool:
-        return bool(self._get("revoked:" + family))
+    async def load_revocations(self, families: Iterable[tuple[str, int]]) -> None:
+        self._revoked.update(families)
+        self._revocations_loaded = True
 
-    async def first_use(self, token_id: str, ttl_ms: int) -> bool:
-        if self._get("used:" + token_id):
-            return False
-        self._set("used:" + token_id, True, ttl_ms)
-        return True
+    async def eviction_policy(self) -> str | None:
+        return None
 
     async def cache_get(self, key: str) -> tuple[int, bytes] | bytes | None:
         value: tuple[int, bytes] | bytes | None = self._get("cache:" + key)

@@ -1,0 +1,155 @@
+"""Revocations that outlive Redis: the database is the record, the store the fast path.
+
+Why this split: every authenticated request must know whether its session was revoked, and a
+database read per request would cost the hot path what the benchmark guards. Redis answers in
+the same round trip that already fetches the cached user and the rate limit. But Redis may restart
+empty, be flushed or evict, and a forgotten revocation lets a logged-out or stolen session back in.
+So each revocation is written to the database first and to the store second, and the store
+tells when it lost its set (`AccessState.revocations_loaded`): requests then ask the database
+until one reload, per replica, has copied the set back.
+
+Refresh-token rotation is rare next to requests, so its one-time use is decided by the database
+alone: an INSERT that only one of two concurrent refreshes can win, on any replica.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from taskmanager_api.auth.models import RevokedFamily, SpentRefreshToken
+from taskmanager_api.core.redis import Store, StoreUnavailableError
+
+logger = logging.getLogger(__name__)
+
+_INSERTS: dict[str, Callable[[Any], Any]] = {
+    "postgresql": postgresql.insert,
+    "sqlite": sqlite.insert,
+}
+
+
+def _insert(connection: AsyncConnection, model: type[RevokedFamily | SpentRefreshToken]) -> Any:
+    """INSERT ... ON CONFLICT for the connection's dialect (both speak it; SQLAlchemy has no
+    dialect-neutral spelling)."""
+    return _INSERTS[connection.dialect.name](model)
+
+
+def _millis(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+class Revocations:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        store: Store,
+        *,
+        session_ttl: timedelta,
+        on_reload: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._engine = engine
+        self._store = store
+        # Every token of a family expires within one refresh TTL of its newest one.
+        self._session_ttl = session_ttl
+        self._on_reload = on_reload
+        self._reload: asyncio.Task[None] | None = None
+        self._retries: set[asyncio.Task[None]] = set()
+
+    async def revoke(self, family: str) -> None:
+        """End a session on every replica, for good: recorded, then mirrored to the store."""
+        now = datetime.now(UTC)
+        expires_at = now + self._session_ttl
+        async with self._engine.begin() as connection:
+            insert = _insert(connection, RevokedFamily).values(family=family, expires_at=expires_at)
+            await connection.execute(
+                insert.on_conflict_do_update(
+                    index_elements=[RevokedFamily.family],
+                    set_={"expires_at": insert.excluded.expires_at},
+                )
+            )
+            await connection.execute(sa.delete(RevokedFamily).where(RevokedFamily.expires_at < now))
+        try:
+            await self._store.revoke_family(family, _millis(expires_at))
+        except StoreUnavailableError:
+            # Recorded, and refused on every request while the store is unreachable (fail closed).
+            # A store that comes back empty reloads it; one that kept its data gets it from here.
+            self._retry_in_background(family, _millis(expires_at))
+            raise
+
+    async def spend(self, token_id: str, expires_at: int) -> bool:
+        """Mark a refresh token used; False when it had been used before (on any replica)."""
+        now = datetime.now(UTC)
+        async with self._engine.begin() as connection:
+            result = await connection.execute(
+                _insert(connection, SpentRefreshToken)
+                .values(token_id=token_id, expires_at=datetime.fromtimestamp(expires_at, UTC))
+                .on_conflict_do_nothing(index_elements=[SpentRefreshToken.token_id])
+            )
+            await connection.execute(
+                sa.delete(SpentRefreshToken).where(SpentRefreshToken.expires_at < now)
+            )
+        return bool(result.rowcount == 1)
+
+    async def is_revoked(self, family: str) -> bool:
+        """The database's answer, for when the store's cannot be trusted (or is not asked)."""
+        query = sa.select(sa.literal(1)).where(
+            RevokedFamily.family == family, RevokedFamily.expires_at > datetime.now(UTC)
+        )
+        async with self._engine.connect() as connection:
+            return (await connection.execute(query)).first() is not None
+
+    def reload_in_background(self) -> None:
+        """Copy the record back into the store, once at a time per process."""
+        if self._reload is None or self._reload.done():
+            self._reload = asyncio.create_task(self._load())
+            self._reload.add_done_callback(_log_failure)
+
+    async def aclose(self) -> None:
+        for task in [*self._retries, self._reload]:
+            if task is not None:
+                task.cancel()
+
+    async def _load(self) -> None:
+        started = time.perf_counter()
+        query = sa.select(RevokedFamily.family, RevokedFamily.expires_at).where(
+            RevokedFamily.expires_at > datetime.now(UTC)
+        )
+        async with self._engine.connect() as connection:
+            rows = (await connection.execute(query)).all()
+        await self._store.load_revocations((family, _millis(expires)) for family, expires in rows)
+        self._on_reload()
+        logger.info(
+            "revocations reloaded into the store",
+            extra={"families": len(rows), "ms": round((time.perf_counter() - started) * 1000)},
+        )
+
+    def _retry_in_background(self, family: str, expires_at_ms: int) -> None:
+        task = asyncio.create_task(self._mirror_until_stored(family, expires_at_ms))
+        self._retries.add(task)
+        task.add_done_callback(self._retries.discard)
+
+    async def _mirror_until_stored(self, family: str, expires_at_ms: int) -> None:
+        delay = 0.5
+        # After the session's expiry the tokens are refused anyway: no point going on.
+        while time.time() * 1000 < expires_at_ms:
+            await asyncio.sleep(delay)
+            try:
+                await self._store.revoke_family(family, expires_at_ms)
+            except StoreUnavailableError:
+                delay = min(delay * 2, 30.0)
+            else:
+                return
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and (error := task.exception()) is not None:
+        # The next request that finds the set missing starts another reload.
+        logger.warning("reloading revocations failed: %s", type(error).__name__)
