@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from sqlalchemy.exc import SQLAlchemyError
 
 from taskmanager_api import __version__, health, metrics
 from taskmanager_api.auth.revocations import Revocations
@@ -24,7 +25,7 @@ from taskmanager_api.core.db import (
 from taskmanager_api.core.deps import Services
 from taskmanager_api.core.errors import install_error_handlers
 from taskmanager_api.core.middleware import RequestContextMiddleware
-from taskmanager_api.core.redis import MemoryStore, RedisStore, Store
+from taskmanager_api.core.redis import MemoryStore, RedisStore, Store, StoreUnavailableError
 from taskmanager_api.core.security import PasswordService, TokenService
 from taskmanager_api.tasks.router import router as tasks_router
 from taskmanager_api.users.router import router as users_router
@@ -46,6 +47,14 @@ def create_store(settings: Settings) -> Store:
         timeout=settings.redis_timeout,
         max_connections=settings.redis_max_connections,
     )
+
+
+async def _import_legacy_revocations(services: Services) -> None:
+    try:
+        await services.revocations.import_legacy()
+    except (StoreUnavailableError, SQLAlchemyError) as error:
+        # Another replica, or this one's next start, imports them: starting matters more.
+        logger.warning("could not import earlier revocations: %s", type(error).__name__)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -77,6 +86,7 @@ def create_app(settings: Settings) -> FastAPI:
         )
         holder["services"] = services
         app.state.services = services
+        await _import_legacy_revocations(services)
         app.state.started_at = time.monotonic()
         # Everything built so far (modules, routes, schemas, metadata) lives as long as the
         # process: out of the collector's sight, a full collection scans only what requests

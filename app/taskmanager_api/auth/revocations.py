@@ -46,6 +46,10 @@ def _millis(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
+def _moment(millis: int) -> datetime:
+    return datetime.fromtimestamp(millis / 1000, UTC)
+
+
 class Revocations:
     def __init__(
         self,
@@ -105,6 +109,31 @@ class Revocations:
         )
         async with self._engine.connect() as connection:
             return (await connection.execute(query)).first() is not None
+
+    async def import_legacy(self) -> None:
+        """Record what versions before 0.2 kept in Redis alone, so an upgrade forgets nothing."""
+        legacy = await self._store.legacy_revocations()
+        if not legacy.families and not legacy.spent_tokens:
+            return
+        async with self._engine.begin() as connection:
+            for model, column, entries in (
+                (RevokedFamily, RevokedFamily.family, legacy.families),
+                (SpentRefreshToken, SpentRefreshToken.token_id, legacy.spent_tokens),
+            ):
+                if entries:
+                    await connection.execute(
+                        _insert(connection, model).on_conflict_do_nothing(index_elements=[column]),
+                        [
+                            {column.key: name, "expires_at": _moment(expires_ms)}
+                            for name, expires_ms in entries
+                        ],
+                    )
+        for family, expires_ms in legacy.families:
+            await self._store.revoke_family(family, expires_ms)
+        logger.info(
+            "imported revocations kept in Redis by an earlier version",
+            extra={"families": len(legacy.families), "tokens": len(legacy.spent_tokens)},
+        )
 
     def reload_in_background(self) -> None:
         """Copy the record back into the store, once at a time per process."""

@@ -91,6 +91,14 @@ class AccessState:
     prefetched: dict[str, tuple[int, bytes] | bytes | None]
 
 
+@dataclass(frozen=True, slots=True)
+class LegacyRevocations:
+    """What versions before 0.2 kept in Redis alone, as (id, expiry in epoch ms)."""
+
+    families: list[tuple[str, int]]
+    spent_tokens: list[tuple[str, int]]
+
+
 class Store(Protocol):
     kind: str
 
@@ -109,6 +117,7 @@ class Store(Protocol):
     async def revoke_family(self, family: str, expires_at_ms: int) -> None: ...
     async def load_revocations(self, families: Iterable[tuple[str, int]]) -> None: ...
     async def eviction_policy(self) -> str | None: ...
+    async def legacy_revocations(self) -> LegacyRevocations: ...
     async def cache_get(self, key: str) -> tuple[int, bytes] | bytes | None: ...
     async def cache_put(self, key: str, version: int, value: bytes, ttl_ms: int) -> None: ...
     async def cache_tombstone(self, key: str, ttl_ms: int) -> None: ...
@@ -218,6 +227,24 @@ class RedisStore:
         policy = memory.get("maxmemory_policy")
         return policy.decode() if isinstance(policy, bytes) else policy
 
+    async def legacy_revocations(self) -> LegacyRevocations:
+        """The one-key-per-revocation marks of earlier versions. Left in place: they expire by
+        themselves within one refresh TTL, and importing them twice changes nothing."""
+        now_ms = int(time.time() * 1000)
+
+        async def collect(kind: str) -> list[tuple[str, int]]:
+            pattern = self._k(kind, "*")
+            entries = []
+            async for key in self._client.scan_iter(match=pattern, count=1000):
+                if (ttl := await self._client.pttl(key)) > 0:
+                    entries.append((key.decode()[len(pattern) - 1 :], now_ms + ttl))
+            return entries
+
+        return LegacyRevocations(
+            families=await self._run(collect("revoked")),
+            spent_tokens=await self._run(collect("used")),
+        )
+
     async def cache_get(self, key: str) -> tuple[int, bytes] | bytes | None:
         return _decode_cached(await self._run(self._client.get(self._k("cache", key))))
 
@@ -319,6 +346,9 @@ class MemoryStore:
 
     async def eviction_policy(self) -> str | None:
         return None
+
+    async def legacy_revocations(self) -> LegacyRevocations:
+        return LegacyRevocations(families=[], spent_tokens=[])
 
     async def cache_get(self, key: str) -> tuple[int, bytes] | bytes | None:
         value: tuple[int, bytes] | bytes | None = self._get("cache:" + key)
