@@ -98,10 +98,10 @@ run-app: $(VENV)/.installed ## Run the API alone on the embedded SQLite database
 
 ##@ Benchmarks
 .PHONY: bench-api
-bench-api: install ## Benchmark the API against bare Starlette+asyncpg; writes docs/benchmarks.md.
+bench-api: install ## Benchmark the API against bare Starlette+asyncpg (BEFORE=<rev> adds that revision; PAIRS=n); writes docs/benchmarks.md.
 	@command -v hey >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq hey >/dev/null; } || \
 	  { echo "error: hey is needed (Debian: apt-get install -y hey)" >&2; exit 1; }
-	$(PY) -m bench.run
+	$(PY) -m bench.run $(if $(BEFORE),--before $(BEFORE)) $(if $(PAIRS),--pairs $(PAIRS))
 
 ##@ Generated files
 .PHONY: manifests
