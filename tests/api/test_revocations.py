@@ -262,7 +262,7 @@ def test_detailed_health_names_the_eviction_policy(replicas: Replicas) -> None:
 async def test_revocations_an_earlier_version_kept_in_redis_survive_the_upgrade(
     app_factory: AppFactory, settings: Settings, redis_server: RedisServer
 ) -> None:
-    """Before 0.2 a revocation was a Redis key of its own: the upgraded API records it."""
+    """Earlier versions kept a revocation as a Redis key of its own: the upgraded API records it."""
     async with app_factory(settings) as (_, api):
         account = await api.account()
     family = jwt.decode(account.access_token, options={"verify_signature": False})["fam"]

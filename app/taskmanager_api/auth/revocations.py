@@ -111,7 +111,7 @@ class Revocations:
             return (await connection.execute(query)).first() is not None
 
     async def import_legacy(self) -> None:
-        """Record what versions before 0.2 kept in Redis alone, so an upgrade forgets nothing."""
+        """Record what earlier versions kept in Redis alone, so an upgrade forgets nothing."""
         legacy = await self._store.legacy_revocations()
         if not legacy.families and not legacy.spent_tokens:
             return

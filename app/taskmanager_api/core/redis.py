@@ -93,7 +93,7 @@ class AccessState:
 
 @dataclass(frozen=True, slots=True)
 class LegacyRevocations:
-    """What versions before 0.2 kept in Redis alone, as (id, expiry in epoch ms)."""
+    """What earlier versions kept in Redis alone, as (id, expiry in epoch ms)."""
 
     families: list[tuple[str, int]]
     spent_tokens: list[tuple[str, int]]
