@@ -15,6 +15,7 @@ alone: an INSERT that only one of two concurrent refreshes can win, on any repli
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -23,7 +24,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from taskmanager_api.auth.models import RevokedFamily, SpentRefreshToken
 from taskmanager_api.core.redis import Store, StoreUnavailableError
@@ -34,12 +36,6 @@ _INSERTS: dict[str, Callable[[Any], Any]] = {
     "postgresql": postgresql.insert,
     "sqlite": sqlite.insert,
 }
-
-
-def _insert(connection: AsyncConnection, model: type[RevokedFamily | SpentRefreshToken]) -> Any:
-    """INSERT ... ON CONFLICT for the connection's dialect (both speak it; SQLAlchemy has no
-    dialect-neutral spelling)."""
-    return _INSERTS[connection.dialect.name](model)
 
 
 def _millis(moment: datetime) -> int:
@@ -69,17 +65,15 @@ class Revocations:
 
     async def revoke(self, family: str) -> None:
         """End a session on every replica, for good: recorded, then mirrored to the store."""
-        now = datetime.now(UTC)
-        expires_at = now + self._session_ttl
-        async with self._engine.begin() as connection:
-            insert = _insert(connection, RevokedFamily).values(family=family, expires_at=expires_at)
-            await connection.execute(
-                insert.on_conflict_do_update(
-                    index_elements=[RevokedFamily.family],
-                    set_={"expires_at": insert.excluded.expires_at},
-                )
-            )
-            await connection.execute(sa.delete(RevokedFamily).where(RevokedFamily.expires_at < now))
+        expires_at = datetime.now(UTC) + self._session_ttl
+        insert = self._insert(RevokedFamily).values(family=family, expires_at=expires_at)
+        await self._record(
+            RevokedFamily,
+            insert.on_conflict_do_update(
+                index_elements=[RevokedFamily.family],
+                set_={"expires_at": insert.excluded.expires_at},
+            ),
+        )
         try:
             await self._store.revoke_family(family, _millis(expires_at))
         except StoreUnavailableError:
@@ -90,17 +84,32 @@ class Revocations:
 
     async def spend(self, token_id: str, expires_at: int) -> bool:
         """Mark a refresh token used; False when it had been used before (on any replica)."""
-        now = datetime.now(UTC)
+        inserted = await self._record(
+            SpentRefreshToken,
+            self._insert(SpentRefreshToken)
+            .values(token_id=token_id, expires_at=_moment(expires_at * 1000))
+            .on_conflict_do_nothing(index_elements=[SpentRefreshToken.token_id]),
+        )
+        return inserted == 1
+
+    def _insert(self, model: type[RevokedFamily | SpentRefreshToken]) -> Any:
+        """INSERT ... ON CONFLICT in the engine's dialect (both speak it; SQLAlchemy has no
+        dialect-neutral spelling)."""
+        return _INSERTS[self._engine.dialect.name](model)
+
+    async def _record(
+        self, model: type[RevokedFamily | SpentRefreshToken], statement: Any, *rows: Any
+    ) -> int:
+        """Run one write in its own transaction, then drop the rows that protect nothing any
+        more (their tokens expired): apart, so the clean-up never holds up or fails the write."""
         async with self._engine.begin() as connection:
-            result = await connection.execute(
-                _insert(connection, SpentRefreshToken)
-                .values(token_id=token_id, expires_at=datetime.fromtimestamp(expires_at, UTC))
-                .on_conflict_do_nothing(index_elements=[SpentRefreshToken.token_id])
-            )
-            await connection.execute(
-                sa.delete(SpentRefreshToken).where(SpentRefreshToken.expires_at < now)
-            )
-        return bool(result.rowcount == 1)
+            written = (await connection.execute(statement, *rows)).rowcount
+        with contextlib.suppress(SQLAlchemyError):
+            async with self._engine.begin() as connection:
+                await connection.execute(
+                    sa.delete(model).where(model.expires_at < datetime.now(UTC))
+                )
+        return int(written)
 
     async def is_revoked(self, family: str) -> bool:
         """The database's answer, for when the store's cannot be trusted (or is not asked)."""
@@ -115,19 +124,19 @@ class Revocations:
         legacy = await self._store.legacy_revocations()
         if not legacy.families and not legacy.spent_tokens:
             return
-        async with self._engine.begin() as connection:
-            for model, column, entries in (
-                (RevokedFamily, RevokedFamily.family, legacy.families),
-                (SpentRefreshToken, SpentRefreshToken.token_id, legacy.spent_tokens),
-            ):
-                if entries:
-                    await connection.execute(
-                        _insert(connection, model).on_conflict_do_nothing(index_elements=[column]),
-                        [
-                            {column.key: name, "expires_at": _moment(expires_ms)}
-                            for name, expires_ms in entries
-                        ],
-                    )
+        for model, column, entries in (
+            (RevokedFamily, RevokedFamily.family, legacy.families),
+            (SpentRefreshToken, SpentRefreshToken.token_id, legacy.spent_tokens),
+        ):
+            if entries:
+                await self._record(
+                    model,
+                    self._insert(model).on_conflict_do_nothing(index_elements=[column]),
+                    [
+                        {column.key: name, "expires_at": _moment(expires_ms)}
+                        for name, expires_ms in entries
+                    ],
+                )
         for family, expires_ms in legacy.families:
             await self._store.revoke_family(family, expires_ms)
         logger.info(
