@@ -7,8 +7,9 @@ the cluster toward the spec; nothing depends on remembering what an earlier run 
 
 from __future__ import annotations
 
+import base64
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -28,10 +29,15 @@ from taskmanager_operator.builders.common import (
     selector_labels,
 )
 from taskmanager_operator.k8s import Kube, Object
+from taskmanager_operator.redis_probe import CachedPolicyProbe, PolicyProbe, eviction_condition
 from taskmanager_operator.resource import TaskManager
 from taskmanager_operator.settings import OperatorSettings
 
 logger = logging.getLogger(__name__)
+
+REDIS_URL_REF = "spec.redis.external.urlSecretRef"
+# A condition entering one of these (type, status) posts a Warning event with its reason.
+WARNED_STATES = frozenset({(st.DEGRADED, "True"), (st.CACHE_EVICTION_SAFE, "False")})
 
 # Children that exist only while the spec asks for them: (apiVersion, kind, name of the child).
 OPTIONAL_CHILDREN = {
@@ -71,10 +77,27 @@ class Observed:
     version: str | None = None
 
 
+@dataclass
+class UserSecrets:
+    """The user's Secret values the pods mount, as the reconcile found them."""
+
+    # Digest per Secret key: a change rolls the pods.
+    digests: dict[str, str] = field(default_factory=dict)
+    # The base64 value per spec path (spec.redis.external.urlSecretRef, ...).
+    values: dict[str, str] = field(default_factory=dict)
+    # (reason, message) per reference that cannot be read.
+    missing: list[tuple[str, str]] = field(default_factory=list)
+
+
 class Reconciler:
-    def __init__(self, kube: Kube, settings: OperatorSettings) -> None:
+    def __init__(
+        self, kube: Kube, settings: OperatorSettings, redis_probe: PolicyProbe | None = None
+    ) -> None:
         self.kube = kube
         self.settings = settings
+        if redis_probe is None:
+            redis_probe = CachedPolicyProbe(settings.redis_probe_cache_seconds)
+        self.redis_probe = redis_probe
 
     def reconcile(self, namespace: str, name: str) -> Outcome:
         body = self.kube.get_taskmanager(namespace, name)
@@ -114,8 +137,8 @@ class Reconciler:
         return result.object
 
     def _converge(self, tm: TaskManager, observed: Observed, outcome: Outcome) -> None:
-        user_secrets, missing = self._referenced_secrets(tm)
-        if missing:
+        user_secrets = self._referenced_secrets(tm)
+        if missing := user_secrets.missing:
             observed.conditions += [
                 st.Condition(
                     st.SECRETS_READY, "False", missing[0][0], "; ".join(m for _, m in missing)
@@ -155,8 +178,11 @@ class Reconciler:
         observed.conditions.append(
             _readiness(st.CACHE_READY, tm.spec.redis.external is not None, cache_ready, "Redis")
         )
+        observed.conditions.append(self._cache_eviction(user_secrets.values.get(REDIS_URL_REF)))
 
-        rollout_checksum = checksum(config_map["data"], (generated or {}).get("data"), user_secrets)
+        rollout_checksum = checksum(
+            config_map["data"], (generated or {}).get("data"), user_secrets.digests
+        )
         current = self.kube.get("apps/v1", "Deployment", tm.namespace, api_name(tm))
         serving_image = self._converge_migration(tm, current, observed, outcome, database_ready)
         deployment: Object | None = None
@@ -171,8 +197,8 @@ class Reconciler:
         self._converge_optional(tm, outcome)
         self._observe_api(tm, deployment, serving_image, observed, outcome)
 
-    def _referenced_secrets(self, tm: TaskManager) -> tuple[dict[str, str], list[tuple[str, str]]]:
-        """Digests of the user's Secret values the pods mount, and what is missing."""
+    def _referenced_secrets(self, tm: TaskManager) -> UserSecrets:
+        """The user's Secret values the pods mount, and the references that cannot be read."""
         refs: dict[str, SecretKeyRef] = {}
         spec = tm.spec
         if spec.auth.signing_key_secret_ref is not None:
@@ -180,25 +206,33 @@ class Reconciler:
         if spec.database.external is not None:
             refs["spec.database.external.urlSecretRef"] = spec.database.external.url_secret_ref
         if spec.redis.external is not None:
-            refs["spec.redis.external.urlSecretRef"] = spec.redis.external.url_secret_ref
-        found: dict[str, str] = {}
-        missing: list[tuple[str, str]] = []
+            refs[REDIS_URL_REF] = spec.redis.external.url_secret_ref
+        found = UserSecrets()
         for path, ref in refs.items():
             secret = self.kube.get("v1", "Secret", tm.namespace, ref.name)
             if secret is None:
-                missing.append(
+                found.missing.append(
                     (
                         "SecretNotFound",
                         f"{path}: Secret {ref.name!r} not found in namespace {tm.namespace}",
                     )
                 )
             elif ref.key not in (secret.get("data") or {}):
-                missing.append(
+                found.missing.append(
                     ("SecretKeyNotFound", f"{path}: Secret {ref.name!r} has no key {ref.key!r}")
                 )
             else:
-                found[f"{ref.name}/{ref.key}"] = checksum(secret["data"][ref.key])
-        return found, missing
+                found.digests[f"{ref.name}/{ref.key}"] = checksum(secret["data"][ref.key])
+                found.values[path] = secret["data"][ref.key]
+        return found
+
+    def _cache_eviction(self, encoded_url: str | None) -> st.Condition:
+        """CacheEvictionSafe: an external Redis is asked for its policy; ours has a safe one."""
+        if encoded_url is None:
+            return eviction_condition(None)
+        # Undecodable bytes make a URL that fails to connect: reported, not a failed reconcile.
+        url = base64.b64decode(encoded_url).decode(errors="replace")
+        return eviction_condition(self.redis_probe(url))
 
     def _converge_managed(
         self,
@@ -385,13 +419,7 @@ class Reconciler:
     ) -> None:
         previous = body.get("status") or {}
         previous_conditions = previous.get("conditions") or []
-        for condition in st.transitions(previous_conditions, observed.conditions):
-            if condition.type == st.DEGRADED and condition.status == "True":
-                outcome.events.append(Event("Warning", condition.reason, condition.message))
-            elif condition.type == st.READY and condition.status == "True":
-                outcome.events.append(Event("Normal", "Ready", condition.message))
-            elif condition.type == st.PAUSED:
-                outcome.events.append(Event("Normal", "Paused", condition.message))
+        outcome.events += condition_events(previous_conditions, observed.conditions)
         status: dict[str, Any] = {
             "observedGeneration": tm.generation,
             "phase": phase,
@@ -415,6 +443,21 @@ class Reconciler:
         if _same_status(previous, status):
             return
         self.kube.patch_taskmanager_status(tm.namespace, tm.name, status)
+
+
+def condition_events(
+    previous: Sequence[Mapping[str, Any]], current: Sequence[st.Condition]
+) -> list[Event]:
+    """The events a status change deserves: one per condition that moved to a notable state."""
+    events: list[Event] = []
+    for condition in st.transitions(previous, current):
+        if (condition.type, condition.status) in WARNED_STATES:
+            events.append(Event("Warning", condition.reason, condition.message))
+        elif condition.type == st.READY and condition.status == "True":
+            events.append(Event("Normal", "Ready", condition.message))
+        elif condition.type == st.PAUSED:
+            events.append(Event("Normal", "Paused", condition.message))
+    return events
 
 
 def _same_status(previous: Mapping[str, Any], current: Mapping[str, Any]) -> bool:

@@ -26,6 +26,12 @@ class OperatorSettings(BaseSettings):
         gt=0,
         description="How soon a TaskManager that is still converging is looked at again.",
     )
+    redis_probe_cache_seconds: float = Field(
+        default=60,
+        ge=0,
+        description="How long an external Redis's maxmemory-policy is remembered before it is "
+        "read again.",
+    )
     workers: int = Field(default=4, ge=1, le=64, description="Reconciles that run at once.")
     metrics_port: int = Field(default=8081, ge=0, le=65535, description="0 turns metrics off.")
     leader_election_namespace: str | None = Field(

@@ -19,6 +19,9 @@ CACHE_READY = "CacheReady"
 MIGRATIONS_APPLIED = "MigrationsApplied"
 SECRETS_READY = "SecretsReady"
 PAUSED = "Paused"
+# Whether Redis keeps the revocation set (a key without a TTL) under memory pressure. Advisory:
+# the API reloads it from the database when evicted, so it never makes a TaskManager Degraded.
+CACHE_EVICTION_SAFE = "CacheEvictionSafe"
 
 ConditionStatus = Literal["True", "False", "Unknown"]
 

@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import subprocess
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import yaml
 from kubernetes import client, watch
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
+from taskmanager_api.core.redis_policy import policy_warning
 from taskmanager_operator.api.v1alpha1 import GROUP, PLURAL, VERSION
 from tests.support.operator import OperatorProcess
+from tests.support.services import RedisServer, run_redis
 from tests.support.wait import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -57,6 +61,11 @@ class TaskManagers:
     def patch_spec(self, name: str, spec: dict[str, Any]) -> None:
         self.custom.patch_namespaced_custom_object(
             GROUP, VERSION, self.namespace, PLURAL, name, {"spec": spec}
+        )
+
+    def annotate(self, name: str, annotations: dict[str, str]) -> None:
+        self.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, PLURAL, name, {"metadata": {"annotations": annotations}}
         )
 
     def condition(self, name: str, kind: str) -> dict[str, Any] | None:
@@ -120,11 +129,10 @@ EXTERNAL = {
 }
 
 
-def create_external_secrets(core: client.CoreV1Api, namespace: str) -> None:
-    for name, url in {
-        "db": "postgresql+asyncpg://u:p@db:5432/t",
-        "cache": "redis://c:6379/0",
-    }.items():
+def create_external_secrets(
+    core: client.CoreV1Api, namespace: str, redis_url: str = "redis://c:6379/0"
+) -> None:
+    for name, url in {"db": "postgresql+asyncpg://u:p@db:5432/t", "cache": redis_url}.items():
         core.create_namespaced_secret(
             namespace,
             {
@@ -155,7 +163,10 @@ def test_the_sample_reaches_ready_with_every_child(
         "CacheReady": "True",
         "MigrationsApplied": "True",
         "SecretsReady": "True",
+        "CacheEvictionSafe": "True",
     }
+    eviction = next(c for c in status["conditions"] if c["type"] == "CacheEvictionSafe")
+    assert eviction["reason"] == "Managed"
 
     apps, core = tms.apps, tms.core
     deployment = apps.read_namespaced_deployment("demo-api", namespace)
@@ -415,6 +426,50 @@ def test_a_missing_secret_is_reported_and_heals_when_it_appears(
     create_external_secrets(tms.core, namespace)
     tms.wait_phase("waiting", "Ready", timeout=60)
     assert tms.condition("waiting", "SecretsReady")["status"] == "True"  # type: ignore[index]
+
+
+@pytest.fixture
+def external_redis() -> Iterator[RedisServer]:
+    """A Redis of its own on 127.0.0.1, where the operator (a local process) reaches it."""
+    with run_redis() as server:
+        yield server
+
+
+def test_an_external_redis_that_evicts_revocations_is_warned_about_but_serves(
+    namespace: str, tms: TaskManagers, external_redis: RedisServer
+) -> None:
+    admin = redis.Redis(
+        host=external_redis.host, port=external_redis.port, password=external_redis.password
+    )
+    admin.config_set("maxmemory-policy", "allkeys-lru")
+    create_external_secrets(tms.core, namespace, redis_url=external_redis.url())
+    tms.create("evicting", EXTERNAL)
+
+    # Advisory only: the API reloads evicted revocations, so the TaskManager still gets Ready.
+    body = tms.wait_phase("evicting", "Ready")
+    unsafe = next(c for c in body["status"]["conditions"] if c["type"] == "CacheEvictionSafe")
+    assert (unsafe["status"], unsafe["reason"]) == ("False", "EvictsRevocations")
+    assert unsafe["message"] == policy_warning("allkeys-lru")
+    assert external_redis.password not in unsafe["message"]
+    tms.wait_event("evicting", "EvictsRevocations", "Warning")
+
+    admin.config_set("maxmemory-policy", "volatile-lru")
+    admin.close()
+    pokes = itertools.count()
+
+    def safe() -> dict[str, Any] | None:
+        # Any event reconciles; a fresh annotation each time outlasts the probe's cache.
+        tms.annotate("evicting", {"test/poke": str(next(pokes))})
+        condition = tms.condition("evicting", "CacheEvictionSafe")
+        return condition if condition and condition["status"] == "True" else None
+
+    condition = wait_until(safe, timeout=60, interval=1, what="CacheEvictionSafe=True")
+    assert condition["reason"] == "KeepsKeysWithoutTTL"
+    assert "volatile-lru" in condition["message"]
+    assert tms.get("evicting")["status"]["phase"] == "Ready"
+    warnings = [e for e in tms.events("evicting") if e.reason == "EvictsRevocations"]
+    assert len(warnings) == 1, "one Warning for the transition, none for each reconcile"
+    assert warnings[0].type == "Warning"
 
 
 def test_an_upgrade_waits_for_its_migration_and_a_failed_one_keeps_the_old_version(

@@ -62,6 +62,8 @@ def run_operator(
         "TASKMANAGER_OPERATOR_PROGRESS_POLL_SECONDS": "2",
         "TASKMANAGER_OPERATOR_RETRY_INITIAL_SECONDS": "1",
         "TASKMANAGER_OPERATOR_RETRY_MAX_SECONDS": "4",
+        # A changed external Redis policy is seen by the next reconcile after a second.
+        "TASKMANAGER_OPERATOR_REDIS_PROBE_CACHE_SECONDS": "1",
         **(env or {}),
     }
     with log.open("wb") as output:

@@ -11,6 +11,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
+from taskmanager_api.core.redis_policy import RECOMMENDED_POLICY, evicts_revocations
 from taskmanager_operator.api.v1alpha1 import DEFAULT_IMAGE_REPOSITORY, TaskManagerSpec
 from taskmanager_operator.builders import api, availability, config, managed, migration, network
 from taskmanager_operator.builders import secrets as secret_builder
@@ -385,6 +386,30 @@ def test_redis_config_requires_the_generated_password() -> None:
     lines = values[REDIS_CONFIG].splitlines()
     assert "requirepass s3cret" in lines
     assert "port 6379" in lines
+
+
+def test_redis_evicts_only_keys_with_a_ttl_before_its_memory_limit() -> None:
+    tm = taskmanager()
+    lines = generated_values(tm)[REDIS_CONFIG].splitlines()
+    # The revocation set has no TTL: the policy the API relies on never evicts it.
+    assert f"maxmemory-policy {RECOMMENDED_POLICY}" in lines
+    assert not evicts_revocations(RECOMMENDED_POLICY)
+    maxmemory = next(
+        int(line.split()[1].removesuffix("mb")) for line in lines if line.startswith("maxmemory ")
+    )
+    limit = only_container(managed.build_redis(tm)[0])["resources"]["limits"]["memory"]
+    assert 0 < maxmemory < int(limit.removesuffix("Mi"))
+    # No persistence: the database holds the record of revocations.
+    assert {'save ""', "appendonly no"} <= set(lines)
+
+
+def test_a_changed_redis_config_rolls_the_redis_pod_without_exposing_the_password() -> None:
+    tm = taskmanager()
+    template = managed.build_redis(tm)[0]["spec"]["template"]
+    annotation = template["metadata"]["annotations"]["taskmanager.dev/config-checksum"]
+    assert annotation == checksum(secret_builder.redis_settings())
+    values = generated_values(tm, {REDIS_PASSWORD: "s3cret", JWT_SIGNING_KEY: "k"})
+    assert values[REDIS_CONFIG] == f"requirepass s3cret\n{secret_builder.redis_settings()}"
 
 
 def test_decode_secret_data_reads_what_the_api_server_returns() -> None:

@@ -22,6 +22,10 @@ API_PORT = 8000
 API_SERVICE_PORT = 80
 POSTGRES_PORT = 5432
 REDIS_PORT = 6379
+# The managed Redis's container memory limit, and how much of it Redis fills with data before it
+# evicts; the rest is Redis's own overhead (client buffers, fragmentation).
+REDIS_MEMORY_LIMIT_MIB = 256
+REDIS_MAXMEMORY_MIB = 192
 # Where the API reads its secrets: one file per setting (TASKMANAGER_SECRETS_DIR).
 SECRETS_DIR = "/var/run/secrets/taskmanager"
 

@@ -8,9 +8,11 @@ from taskmanager_operator.builders.common import (
     CACHE,
     DATABASE,
     POSTGRES_PORT,
+    REDIS_MEMORY_LIMIT_MIB,
     REDIS_PORT,
     Manifest,
     cache_name,
+    checksum,
     database_name,
     generated_secret_name,
     labels,
@@ -24,18 +26,28 @@ from taskmanager_operator.builders.secrets import (
     POSTGRES_PASSWORD,
     POSTGRES_USER,
     REDIS_CONFIG,
+    redis_settings,
 )
 from taskmanager_operator.resource import TaskManager
 
 # The uid the official postgres and redis images use for their server processes.
 SERVICE_UID = 999
+# Redis reads its config file only at start: a changed config must roll its pod.
+CONFIG_CHECKSUM_ANNOTATION = "taskmanager.dev/config-checksum"
 
 
 def _pod_template(
-    tm: TaskManager, component: str, container: dict[str, Any], volumes: list[dict[str, Any]]
+    tm: TaskManager,
+    component: str,
+    container: dict[str, Any],
+    volumes: list[dict[str, Any]],
+    annotations: dict[str, str] | None = None,
 ) -> dict[str, Any]:
+    pod_metadata: dict[str, Any] = {"labels": labels(tm, component)}
+    if annotations:
+        pod_metadata["annotations"] = annotations
     return {
-        "metadata": {"labels": labels(tm, component)},
+        "metadata": pod_metadata,
         "spec": {
             "automountServiceAccountToken": False,
             "enableServiceLinks": False,
@@ -163,7 +175,7 @@ def build_redis(tm: TaskManager) -> list[Manifest]:
         "livenessProbe": {"tcpSocket": {"port": "redis"}, "periodSeconds": 10},
         "resources": {
             "requests": {"cpu": "50m", "memory": "64Mi"},
-            "limits": {"memory": "256Mi"},
+            "limits": {"memory": f"{REDIS_MEMORY_LIMIT_MIB}Mi"},
         },
         "securityContext": restricted_security_context(),
         "volumeMounts": [
@@ -185,6 +197,8 @@ def build_redis(tm: TaskManager) -> list[Manifest]:
                 CACHE,
                 container,
                 [{"name": "data", "emptyDir": {}}, _secret_file_volume(tm, "config", REDIS_CONFIG)],
+                # The password is left out: it is generated once and never changes.
+                annotations={CONFIG_CHECKSUM_ANNOTATION: checksum(redis_settings())},
             ),
         },
     }

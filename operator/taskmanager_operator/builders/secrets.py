@@ -11,9 +11,11 @@ import secrets
 from collections.abc import Callable, Mapping
 from urllib.parse import quote
 
+from taskmanager_api.core.redis_policy import RECOMMENDED_POLICY
 from taskmanager_operator.builders.common import (
     API,
     POSTGRES_PORT,
+    REDIS_MAXMEMORY_MIB,
     REDIS_PORT,
     Manifest,
     cache_name,
@@ -58,11 +60,27 @@ def _generated_values(
         values[REDIS_PASSWORD] = password
         host = f"{cache_name(tm)}.{tm.namespace}.svc"
         values[REDIS_URL] = f"redis://:{quote(password, safe='')}@{host}:{REDIS_PORT}/0"
-        values[REDIS_CONFIG] = (
-            f'port {REDIS_PORT}\nrequirepass {password}\nsave ""\nappendonly no\n'
-            "protected-mode no\nmaxmemory-policy allkeys-lru\n"
-        )
+        values[REDIS_CONFIG] = _redis_config(password)
     return values
+
+
+def _redis_config(password: str) -> str:
+    return f"requirepass {password}\n{redis_settings()}"
+
+
+def redis_settings() -> str:
+    """The managed Redis's config apart from its password: what its pods' checksum covers."""
+    return (
+        f"port {REDIS_PORT}\n"
+        # No persistence: the durable record of revocations is in the database, and the API
+        # reloads them into an empty Redis after a restart; the rest is cache and rate limits.
+        'save ""\nappendonly no\n'
+        "protected-mode no\n"
+        # Below the container's memory limit, so Redis evicts before it is OOM-killed; and it
+        # evicts only keys with a TTL (cache, rate limits), never the revocation set.
+        f"maxmemory {REDIS_MAXMEMORY_MIB}mb\n"
+        f"maxmemory-policy {RECOMMENDED_POLICY}\n"
+    )
 
 
 def build_generated_secret(
