@@ -12,26 +12,13 @@ from prometheus_client import start_http_server
 
 from taskmanager_operator.api.v1alpha1 import GROUP, KIND, PLURAL, VERSION
 from taskmanager_operator.builders.common import MANAGED_BY
+from taskmanager_operator.children import CHILDREN
 from taskmanager_operator.controller import Controller
 from taskmanager_operator.k8s import Kube
 from taskmanager_operator.leadership import start_election
 from taskmanager_operator.reconcile import Reconciler
 from taskmanager_operator.settings import OperatorSettings
 
-# Every kind of child: a change to any of them (a manual edit, a deletion, a status update)
-# reconciles its owner, so drift is put back without waiting for a resync.
-CHILD_RESOURCES = [
-    ("", "v1", "secrets"),
-    ("", "v1", "configmaps"),
-    ("", "v1", "services"),
-    ("apps", "v1", "deployments"),
-    ("apps", "v1", "statefulsets"),
-    ("batch", "v1", "jobs"),
-    ("autoscaling", "v2", "horizontalpodautoscalers"),
-    ("policy", "v1", "poddisruptionbudgets"),
-    ("networking.k8s.io", "v1", "networkpolicies"),
-    ("networking.k8s.io", "v1", "ingresses"),
-]
 OWNED = {"app.kubernetes.io/managed-by": MANAGED_BY}
 
 
@@ -99,5 +86,9 @@ async def _child_event(body: kopf.Body, namespace: str | None, memo: Any, **_: A
             controller.enqueue(namespace, owner["name"])
 
 
-for _group, _version, _plural in CHILD_RESOURCES:
-    kopf.on.event(_group, _version, _plural, labels=OWNED, id=f"child-{_plural}")(_child_event)
+# Every kind of child in the registry: a change to any of them (a manual edit, a deletion, a
+# status update) reconciles its owner, so drift is put back without waiting for a resync.
+for _child in CHILDREN:
+    kopf.on.event(
+        _child.group, _child.version, _child.plural, labels=OWNED, id=f"child-{_child.plural}"
+    )(_child_event)

@@ -12,7 +12,7 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from kubernetes import client
 from kubernetes.client import ApiClient
@@ -34,6 +34,34 @@ class Applied:
     object: Object
     created: bool
     changed: bool
+
+
+class KubeApi(Protocol):
+    """What the reconcile needs from the API server.
+
+    `Kube` is the real one; tests/support/fake_kube.py holds one in memory, so the reconcile's
+    paths are unit-tested in milliseconds against the same observable semantics.
+    """
+
+    def get(self, api_version: str, kind: str, namespace: str, name: str) -> Object | None: ...
+
+    def get_taskmanager(self, namespace: str, name: str) -> Object | None: ...
+
+    def apply(self, manifest: Mapping[str, Any]) -> Applied: ...
+
+    def hand_over_replicas(self, deployment: Object) -> None: ...
+
+    def delete_owned(
+        self, api_version: str, kind: str, namespace: str, name: str, owner_uid: str
+    ) -> bool: ...
+
+    def post_event(
+        self, involved: Mapping[str, str], event_type: str, reason: str, message: str
+    ) -> None: ...
+
+    def patch_taskmanager_status(
+        self, namespace: str, name: str, status: Mapping[str, Any]
+    ) -> None: ...
 
 
 class Kube:

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from taskmanager_operator import status as st
 from taskmanager_operator.api.v1alpha1 import SecretKeyRef
-from taskmanager_operator.builders import api, availability, config, managed, migration, network
+from taskmanager_operator.builders import api, config, managed, migration
 from taskmanager_operator.builders import secrets as secret_builder
 from taskmanager_operator.builders.common import (
     API,
@@ -28,7 +28,8 @@ from taskmanager_operator.builders.common import (
     image,
     selector_labels,
 )
-from taskmanager_operator.k8s import Kube, Object
+from taskmanager_operator.children import optional_children
+from taskmanager_operator.k8s import KubeApi, Object
 from taskmanager_operator.redis_probe import CachedPolicyProbe, PolicyProbe, eviction_condition
 from taskmanager_operator.resource import TaskManager
 from taskmanager_operator.settings import OperatorSettings
@@ -38,14 +39,6 @@ logger = logging.getLogger(__name__)
 REDIS_URL_REF = "spec.redis.external.urlSecretRef"
 # A condition entering one of these (type, status) posts a Warning event with its reason.
 WARNED_STATES = frozenset({(st.DEGRADED, "True"), (st.CACHE_EVICTION_SAFE, "False")})
-
-# Children that exist only while the spec asks for them: (apiVersion, kind, name of the child).
-OPTIONAL_CHILDREN = {
-    "hpa": ("autoscaling/v2", "HorizontalPodAutoscaler"),
-    "pdb": ("policy/v1", "PodDisruptionBudget"),
-    "network_policy": ("networking.k8s.io/v1", "NetworkPolicy"),
-    "ingress": ("networking.k8s.io/v1", "Ingress"),
-}
 
 
 @dataclass(frozen=True)
@@ -91,7 +84,7 @@ class UserSecrets:
 
 class Reconciler:
     def __init__(
-        self, kube: Kube, settings: OperatorSettings, redis_probe: PolicyProbe | None = None
+        self, kube: KubeApi, settings: OperatorSettings, redis_probe: PolicyProbe | None = None
     ) -> None:
         self.kube = kube
         self.settings = settings
@@ -322,19 +315,15 @@ class Reconciler:
         return current_image
 
     def _converge_optional(self, tm: TaskManager, outcome: Outcome) -> None:
-        wanted = {
-            "hpa": availability.build_hpa(tm),
-            "pdb": availability.build_pdb(tm),
-            "network_policy": network.build_network_policy(tm),
-            "ingress": network.build_ingress(tm),
-        }
-        for key, manifest in wanted.items():
+        """Apply each optional child the spec asks for; delete the ones it no longer wants."""
+        for child, when in optional_children():
+            manifest = when.build(tm)
             if manifest is not None:
                 self._apply(manifest, outcome)
                 continue
-            api_version, kind = OPTIONAL_CHILDREN[key]
-            if self.kube.delete_owned(api_version, kind, tm.namespace, api_name(tm), tm.uid):
-                outcome.events.append(Event("Normal", "Deleted", f"Deleted {kind} {api_name(tm)}"))
+            name = when.name(tm)
+            if self.kube.delete_owned(child.api_version, child.kind, tm.namespace, name, tm.uid):
+                outcome.events.append(Event("Normal", "Deleted", f"Deleted {child.kind} {name}"))
 
     def _observe_api(
         self,

@@ -16,9 +16,11 @@ import yaml
 from kubernetes import client, watch
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic import DynamicClient
 
 from taskmanager_api.core.redis_policy import policy_warning
 from taskmanager_operator.api.v1alpha1 import GROUP, PLURAL, VERSION
+from taskmanager_operator.children import CHILDREN
 from tests.support.operator import OperatorProcess
 from tests.support.services import RedisServer, run_redis
 from tests.support.wait import wait_until
@@ -369,39 +371,33 @@ def test_paused_stops_all_writes_and_says_so(
 
 
 def test_deleting_a_taskmanager_removes_everything_it_owns(
-    api_client: ApiClient, namespace: str, tms: TaskManagers
+    dynamic: DynamicClient, namespace: str, tms: TaskManagers
 ) -> None:
     tms.create("doomed", {"autoscaling": {"enabled": True}})
     tms.wait_phase("doomed", "Ready")
     selector = "app.kubernetes.io/instance=doomed"
-    apps, core = tms.apps, tms.core
+    core = tms.core
     assert core.list_namespaced_persistent_volume_claim(namespace).items, "a data volume exists"
 
     tms.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "doomed")
 
     def leftovers() -> list[str]:
+        # Every kind of child in the registry, and what the workloads made: volumes and pods.
         found = [
-            *apps.list_namespaced_deployment(namespace, label_selector=selector).items,
-            *apps.list_namespaced_stateful_set(namespace, label_selector=selector).items,
-            *core.list_namespaced_service(namespace, label_selector=selector).items,
-            *core.list_namespaced_secret(namespace, label_selector=selector).items,
-            *core.list_namespaced_config_map(namespace, label_selector=selector).items,
-            *client.BatchV1Api(api_client)
-            .list_namespaced_job(namespace, label_selector=selector)
-            .items,
-            *client.AutoscalingV2Api(api_client)
-            .list_namespaced_horizontal_pod_autoscaler(namespace, label_selector=selector)
-            .items,
-            *client.PolicyV1Api(api_client)
-            .list_namespaced_pod_disruption_budget(namespace, label_selector=selector)
-            .items,
-            *client.NetworkingV1Api(api_client)
-            .list_namespaced_network_policy(namespace, label_selector=selector)
-            .items,
-            *core.list_namespaced_persistent_volume_claim(namespace).items,
-            *core.list_namespaced_pod(namespace).items,
+            f"{child.kind} {item.metadata.name}"
+            for child in CHILDREN
+            for item in dynamic.resources.get(api_version=child.api_version, kind=child.kind)
+            .get(namespace=namespace, label_selector=selector)
+            .items
         ]
-        return [f"{type(item).__name__} {item.metadata.name}" for item in found]
+        found += [
+            f"{type(item).__name__} {item.metadata.name}"
+            for item in [
+                *core.list_namespaced_persistent_volume_claim(namespace).items,
+                *core.list_namespaced_pod(namespace).items,
+            ]
+        ]
+        return found
 
     wait_until(lambda: not leftovers() or None, timeout=90, interval=1, what="nothing to be left")
 

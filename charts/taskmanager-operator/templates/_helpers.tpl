@@ -50,9 +50,9 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 
 {{/*
 The operator's own rights in the namespaces it watches, derived from the code:
-- children (taskmanager_operator.handlers.CHILD_RESOURCES): kopf lists and watches them; k8s.Kube
-  reads one before applying it (get), server-side applies it (patch, and create when it is new)
-  and deletes what the spec no longer wants (delete);
+- children: every kind in the registry taskmanager_operator.children.CHILDREN, with its
+  CHILD_VERBS (that comment says why each verb); tests/chart/test_children_rbac.py fails when
+  these rules and the registry differ;
 - taskmanagers: kopf lists and watches them, the reconcile reads one (get) and patches its status;
 - events: the reconcile and kopf post core/v1 Events (create).
 */}}

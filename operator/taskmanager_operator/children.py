@@ -1,0 +1,102 @@
+"""The registry of the kinds of children a TaskManager owns: the one list everything reads.
+
+kopf watches each kind (handlers), the reconcile deletes an optional child the spec no longer
+wants (reconcile), hack/run.sh shows them and the cluster tests check that none is left after a
+TaskManager is deleted. The chart's RBAC is written by hand, and tests/chart/test_children_rbac.py
+fails on any difference between it and this list.
+
+Adding a kind of child: one entry here plus its builder (an optional child's builder goes in
+the entry; the reconcile calls it), then the rule the RBAC test asks for in the chart's
+_helpers.tpl.
+
+`python -m taskmanager_operator.children` prints the kinds as `kubectl get` takes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from taskmanager_operator.builders import availability, network
+from taskmanager_operator.builders.common import Manifest, api_name
+from taskmanager_operator.resource import TaskManager
+
+# What the operator does with every kind of child, so what the chart must grant for each: kopf
+# lists and watches it, k8s.Kube reads one before applying it (get), server-side applies it
+# (patch, and create when it is new) and deletes what the spec no longer wants (delete).
+CHILD_VERBS = frozenset({"get", "list", "watch", "create", "patch", "delete"})
+
+
+@dataclass(frozen=True)
+class WhenWanted:
+    """How the reconcile makes an optional child, and finds it again to delete it."""
+
+    # The manifest, or None when the spec does not ask for the child (it is then deleted).
+    build: Callable[[TaskManager], Manifest | None]
+    name: Callable[[TaskManager], str]
+
+
+@dataclass(frozen=True)
+class ChildKind:
+    api_version: str
+    kind: str
+    plural: str
+    # Set for a child that exists only while the spec asks for it.
+    optional: WhenWanted | None = None
+
+    @property
+    def group(self) -> str:
+        """The API group; "" for the core group, as kopf and RBAC rules name it."""
+        return self.api_version.rpartition("/")[0]
+
+    @property
+    def version(self) -> str:
+        return self.api_version.rpartition("/")[2]
+
+    @property
+    def resource(self) -> str:
+        """The name `kubectl get` takes: plural.group, or the plural alone in the core group."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+
+CHILDREN: tuple[ChildKind, ...] = (
+    ChildKind("v1", "Secret", "secrets"),
+    ChildKind("v1", "ConfigMap", "configmaps"),
+    ChildKind("v1", "Service", "services"),
+    ChildKind("apps/v1", "Deployment", "deployments"),
+    ChildKind("apps/v1", "StatefulSet", "statefulsets"),
+    ChildKind("batch/v1", "Job", "jobs"),
+    ChildKind(
+        "autoscaling/v2",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        WhenWanted(availability.build_hpa, api_name),
+    ),
+    ChildKind(
+        "policy/v1",
+        "PodDisruptionBudget",
+        "poddisruptionbudgets",
+        WhenWanted(availability.build_pdb, api_name),
+    ),
+    ChildKind(
+        "networking.k8s.io/v1",
+        "NetworkPolicy",
+        "networkpolicies",
+        WhenWanted(network.build_network_policy, api_name),
+    ),
+    ChildKind(
+        "networking.k8s.io/v1",
+        "Ingress",
+        "ingresses",
+        WhenWanted(network.build_ingress, api_name),
+    ),
+)
+
+
+def optional_children() -> list[tuple[ChildKind, WhenWanted]]:
+    """The optional kinds, in registry order (the order the reconcile applies them in)."""
+    return [(child, child.optional) for child in CHILDREN if child.optional is not None]
+
+
+if __name__ == "__main__":
+    print(",".join(child.resource for child in CHILDREN))
