@@ -105,11 +105,12 @@ bench-api: install ## Benchmark the API against bare Starlette+asyncpg (BEFORE=<
 
 ##@ Generated files
 .PHONY: manifests
-manifests: $(VENV)/.installed ## Generate the CRD in crds/ from the pydantic models, and the chart's copy.
+manifests: $(VENV)/.installed ## Generate the CRD in crds/ from the pydantic models, the chart's copy and its README's values.
 	@$(PY) -m taskmanager_operator.api.crd crds
 	@mkdir -p charts/taskmanager-operator/files/crds
 	@rm -f charts/taskmanager-operator/files/crds/*.yaml
 	@cp crds/*.yaml charts/taskmanager-operator/files/crds/
+	@$(PY) -m tests.unit.test_chart_readme
 
 ##@ Image
 .PHONY: image

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from taskmanager_operator.api.v1alpha1 import DEFAULT_IMAGE_REPOSITORY
+
 FIELD_MANAGER = "taskmanager-operator"
 
 
@@ -12,7 +14,7 @@ class OperatorSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TASKMANAGER_OPERATOR_", frozen=True)
 
     image_repository: str = Field(
-        default="ghcr.io/taskmanager-operator/taskmanager-api",
+        default=DEFAULT_IMAGE_REPOSITORY,
         min_length=1,
         description="API image repository; spec.version is its tag unless spec.image is set.",
     )

@@ -20,12 +20,22 @@ PLURAL = "taskmanagers"
 SINGULAR = "taskmanager"
 SHORT_NAMES = ["tm"]
 
-DEFAULT_IMAGE_REPOSITORY = "ghcr.io/taskmanager-operator/taskmanager-api"
+# The API image when spec.image is unset (spec.version is its tag). One image holds the operator
+# and the API, so this is the chart's image.repository and what `make image` builds; the operator
+# settings default to it and tests/unit/test_settings_contract.py checks the chart, the Makefile,
+# hack/image/build.sh and the Dockerfile against it.
+DEFAULT_IMAGE_REPOSITORY = "ghcr.io/taskmanager-operator/taskmanager-operator"
 
 # Kubernetes resource quantities (the API server's own grammar, simplified to what people write).
 QUANTITY_PATTERN = r"^([+]?[0-9]+(\.[0-9]+)?)(m|k|Ki|Mi|Gi|Ti|Pi|M|G|T|P)?$"
-# A TTL as one number and one unit; CEL below turns it into a duration to compare.
+# A TTL as one number and one unit; CEL below turns it into a duration to compare. The API's
+# settings parse this grammar to the same seconds (tests/unit/test_settings_contract.py).
 TTL_PATTERN = r"^[1-9][0-9]*(s|m|h|d)$"
+TTL_UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+# The bounds the CEL rules of Auth enforce, named so the contract test checks the same numbers.
+ACCESS_TOKEN_TTL_MIN_SECONDS = 60
+ACCESS_TOKEN_TTL_MAX_SECONDS = 86400
+REFRESH_TOKEN_TTL_MAX_DAYS = 90
 SEMVER_PATTERN = r"^[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?$"
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
@@ -34,10 +44,13 @@ SECRET_KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"  # noqa: S105 - a pattern for key name
 
 def ttl_seconds(field: str) -> str:
     """CEL: a TTL like `15m` or `7d` in seconds (duration() has no day unit and costs more)."""
-    return (
-        f"(int({field}.substring(0, {field}.size() - 1)) * ({field}.endsWith('d') ? 86400 : "
-        f"{field}.endsWith('h') ? 3600 : {field}.endsWith('m') ? 60 : 1))"
+    # A chain of ternaries over the units; a unit the chain does not name is seconds.
+    units = "".join(
+        f"{field}.endsWith('{unit}') ? {seconds} : "
+        for unit, seconds in TTL_UNIT_SECONDS.items()
+        if seconds != 1
     )
+    return f"(int({field}.substring(0, {field}.size() - 1)) * ({units}1))"
 
 
 def cel(rule: str, message: str, field_path: str | None = None) -> JsonDict:
@@ -170,14 +183,15 @@ class Redis(Model):
 class Auth(Model):
     model_config = cel_rules(
         cel(
-            f"{ttl_seconds('self.accessTokenTTL')} >= 60 && "
-            f"{ttl_seconds('self.accessTokenTTL')} <= 86400",
+            f"{ttl_seconds('self.accessTokenTTL')} >= {ACCESS_TOKEN_TTL_MIN_SECONDS} && "
+            f"{ttl_seconds('self.accessTokenTTL')} <= {ACCESS_TOKEN_TTL_MAX_SECONDS}",
             "accessTokenTTL must be between 1m and 24h",
             ".accessTokenTTL",
         ),
         cel(
             f"{ttl_seconds('self.refreshTokenTTL')} > {ttl_seconds('self.accessTokenTTL')}"
-            f" && {ttl_seconds('self.refreshTokenTTL')} <= 90 * 86400",
+            f" && {ttl_seconds('self.refreshTokenTTL')} <= "
+            f"{REFRESH_TOKEN_TTL_MAX_DAYS} * {TTL_UNIT_SECONDS['d']}",
             "refreshTokenTTL must be longer than accessTokenTTL and at most 90d",
             ".refreshTokenTTL",
         ),

@@ -93,8 +93,8 @@ def pod_volumes(tm: TaskManager) -> list[dict[str, Any]]:
 
 def build_deployment(tm: TaskManager, *, image: str, rollout_checksum: str) -> Manifest:
     spec = tm.spec
-    listen = ["--host", "0.0.0.0", "--port", str(API_PORT)]  # noqa: S104 - the pod network
-    container = api_container(tm, image, ["serve", *listen])
+    # No --host/--port: `serve` reads them from the ConfigMap, so the port is set in one place.
+    container = api_container(tm, image, ["serve"])
     container["ports"] = [{"name": "http", "containerPort": API_PORT, "protocol": "TCP"}]
     probe_target = {"port": "http", "scheme": "HTTP"}
     container["startupProbe"] = {

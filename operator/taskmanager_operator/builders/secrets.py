@@ -23,11 +23,13 @@ from taskmanager_operator.builders.common import (
     generated_secret_name,
     metadata,
 )
+from taskmanager_operator.builders.config import setting
 from taskmanager_operator.resource import TaskManager
 
-JWT_SIGNING_KEY = "TASKMANAGER_JWT_SIGNING_KEY"
-DATABASE_URL = "TASKMANAGER_DATABASE_URL"
-REDIS_URL = "TASKMANAGER_REDIS_URL"
+# Keys of the Secret and names of the files the API reads them from (TASKMANAGER_SECRETS_DIR).
+JWT_SIGNING_KEY = setting("jwt_signing_key")
+DATABASE_URL = setting("database_url")
+REDIS_URL = setting("redis_url")
 POSTGRES_PASSWORD = "POSTGRES_PASSWORD"  # noqa: S105 - a key name
 REDIS_PASSWORD = "REDIS_PASSWORD"  # noqa: S105 - a key name
 # Redis reads its password from its config file: on the command line `ps` would show it.
