@@ -15,9 +15,13 @@ from taskmanager_operator.builders.common import MANAGED_BY
 from taskmanager_operator.children import CHILDREN
 from taskmanager_operator.controller import Controller
 from taskmanager_operator.k8s import Kube
+from taskmanager_operator.kopf_namespaces import serve_namespaces_seen_in_listings
 from taskmanager_operator.leadership import start_election
 from taskmanager_operator.reconcile import Reconciler
 from taskmanager_operator.settings import OperatorSettings
+
+# Before kopf starts: a namespace created while it starts must not be missed (see the module).
+serve_namespaces_seen_in_listings()
 
 OWNED = {"app.kubernetes.io/managed-by": MANAGED_BY}
 

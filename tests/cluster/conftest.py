@@ -134,4 +134,9 @@ def wait_until_reconciling(api_client: ApiClient, operator: OperatorProcess) -> 
             body = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "canary")
             return (body.get("status") or {}).get("phase") == "Paused"
 
-        wait_until(paused, timeout=120, what=f"the operator to reconcile a canary in {namespace}")
+        try:
+            wait_until(
+                paused, timeout=120, what=f"the operator to reconcile a canary in {namespace}"
+            )
+        except AssertionError as error:
+            raise AssertionError(f"{error}\noperator log:\n{operator.log_tail()}") from None
