@@ -15,6 +15,7 @@ import uvicorn
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from taskmanager_api.auth.schemas import UserRegister
 from taskmanager_api.auth.service import AuthenticatedUser, cache_user
 from taskmanager_api.core import migrate
 from taskmanager_api.core.config import Settings, SettingsError, load_settings
@@ -23,7 +24,6 @@ from taskmanager_api.core.logging import configure_logging
 from taskmanager_api.core.security import PasswordService
 from taskmanager_api.users import service as users
 from taskmanager_api.users.models import Role
-from taskmanager_api.users.schemas import UserRegister
 
 logger = logging.getLogger("taskmanager_api.cli")
 

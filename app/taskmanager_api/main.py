@@ -25,8 +25,8 @@ from taskmanager_api.core.db import (
 from taskmanager_api.core.deps import Services
 from taskmanager_api.core.errors import install_error_handlers
 from taskmanager_api.core.middleware import RequestContextMiddleware
-from taskmanager_api.core.redis import MemoryStore, RedisStore, Store, StoreUnavailableError
 from taskmanager_api.core.security import PasswordService, TokenService
+from taskmanager_api.core.state_store import MemoryStore, RedisStore, Store, StoreUnavailableError
 from taskmanager_api.tasks.router import router as tasks_router
 from taskmanager_api.users.router import router as users_router
 

@@ -138,6 +138,9 @@ async def limit_by_address(request: Request, services: ServicesDep) -> None:
         raise RateLimitedError(hit.retry_after_seconds())
 
 
+AddressRateLimit = Annotated[None, Depends(limit_by_address)]
+
+
 async def limit_login(request: Request, services: ServicesDep, email: str) -> None:
     window = _window_ms(services)
     settings = services.settings

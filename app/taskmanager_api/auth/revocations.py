@@ -28,7 +28,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from taskmanager_api.auth.models import RevokedFamily, SpentRefreshToken
-from taskmanager_api.core.redis import Store, StoreUnavailableError
+from taskmanager_api.core.state_store import Store, StoreUnavailableError
 
 logger = logging.getLogger(__name__)
 

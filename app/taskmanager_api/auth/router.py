@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request, status
+from fastapi import APIRouter, Request, status
 
 from taskmanager_api.auth import service as auth
 from taskmanager_api.auth.dependencies import (
     AccessClaims,
+    AddressRateLimit,
     CurrentUser,
-    limit_by_address,
     limit_login,
 )
+from taskmanager_api.auth.schemas import RefreshRequest, TokenPair, UserLogin, UserRegister
 from taskmanager_api.core.deps import ServicesDep, SessionDep
 from taskmanager_api.core.errors import (
     AUTHENTICATED_ERRORS,
@@ -20,13 +21,7 @@ from taskmanager_api.core.errors import (
     error_responses,
 )
 from taskmanager_api.users import service as users
-from taskmanager_api.users.schemas import (
-    RefreshRequest,
-    TokenPair,
-    UserLogin,
-    UserPublic,
-    UserRegister,
-)
+from taskmanager_api.users.schemas import UserPublic
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -43,10 +38,11 @@ def _pair(issued: auth.IssuedTokens) -> TokenPair:
     "/register",
     status_code=status.HTTP_201_CREATED,
     response_model=UserPublic,
-    dependencies=[Depends(limit_by_address)],
     responses=error_responses(*COMMON_ERRORS, 409),
 )
-async def register(body: UserRegister, services: ServicesDep, session: SessionDep) -> UserPublic:
+async def register(
+    _limit: AddressRateLimit, body: UserRegister, services: ServicesDep, session: SessionDep
+) -> UserPublic:
     """Create a member account."""
     password_hash = await services.passwords.hash(body.password)
     try:
@@ -78,10 +74,11 @@ async def login(
 @router.post(
     "/refresh",
     response_model=TokenPair,
-    dependencies=[Depends(limit_by_address)],
     responses=error_responses(*AUTHENTICATED_ERRORS),
 )
-async def refresh(body: RefreshRequest, services: ServicesDep, session: SessionDep) -> TokenPair:
+async def refresh(
+    _limit: AddressRateLimit, body: RefreshRequest, services: ServicesDep, session: SessionDep
+) -> TokenPair:
     """Rotate a refresh token: the one presented is spent; presenting it again ends the session."""
     try:
         issued = await auth.refresh(

@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from taskmanager_api.auth.revocations import Revocations
 from taskmanager_api.cache_keys import user_cache_key
-from taskmanager_api.core.redis import Store
 from taskmanager_api.core.security import InvalidTokenError, TokenService, TokenType
+from taskmanager_api.core.state_store import Store
 from taskmanager_api.users import service as users
 from taskmanager_api.users.models import Role, User
 

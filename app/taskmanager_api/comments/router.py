@@ -31,11 +31,11 @@ MAX_PAGE_SIZE = 100
     responses=error_responses(*AUTHENTICATED_ERRORS, 404),
 )
 async def add_comment(
-    body: CommentCreate, task: VisibleTaskJSON, user: CurrentUser, session: SessionDep
+    body: CommentCreate, visible: VisibleTaskJSON, user: CurrentUser, session: SessionDep
 ) -> CommentPublic:
     """Comment on a task the caller can see."""
     comment = await comments.add_comment(
-        session, task_id=task[0].id, author_id=user.id, body=body.body
+        session, task_id=visible.task.id, author_id=user.id, body=body.body
     )
     await session.commit()
     return CommentPublic.model_validate(comment)
@@ -45,14 +45,14 @@ async def add_comment(
     "", response_model=CommentsPublic, responses=error_responses(*AUTHENTICATED_ERRORS, 404)
 )
 async def list_comments(
-    task: VisibleTaskJSON,
+    visible: VisibleTaskJSON,
     session: ReadSessionDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> CommentsPublic:
     """A task's comments, oldest first."""
     rows, count = await comments.list_comments(
-        session, task_id=task[0].id, limit=limit, offset=offset
+        session, task_id=visible.task.id, limit=limit, offset=offset
     )
     return CommentsPublic(data=[CommentPublic.model_validate(row) for row in rows], count=count)
 
@@ -63,10 +63,10 @@ async def list_comments(
     responses=error_responses(*AUTHENTICATED_ERRORS, 403, 404, 409),
 )
 async def delete_comment(
-    comment_id: uuid.UUID, task: VisibleTaskJSON, user: CurrentUser, session: SessionDep
+    comment_id: uuid.UUID, visible: VisibleTaskJSON, user: CurrentUser, session: SessionDep
 ) -> None:
     """Delete one's own comment (admins: any)."""
-    comment = await comments.get_comment(session, task_id=task[0].id, comment_id=comment_id)
+    comment = await comments.get_comment(session, task_id=visible.task.id, comment_id=comment_id)
     if comment is None:
         raise NotFoundError("comment")
     if comment.author_id != user.id and not user.is_admin:

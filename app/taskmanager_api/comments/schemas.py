@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from taskmanager_api.users.schemas import StrictModel
+from taskmanager_api.core.schemas import StrictModel
 
 
 class CommentCreate(StrictModel):

@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from taskmanager_api.auth.revocations import Revocations
 from taskmanager_api.core.config import Settings
-from taskmanager_api.core.redis import Store
 from taskmanager_api.core.security import PasswordService, TokenService
+from taskmanager_api.core.state_store import Store
 from taskmanager_api.metrics import Metrics
 
 

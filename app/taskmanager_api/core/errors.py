@@ -18,7 +18,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from taskmanager_api.core.logging import request_id_var
-from taskmanager_api.core.redis import StoreUnavailableError
+from taskmanager_api.core.state_store import StoreUnavailableError
 
 logger = logging.getLogger(__name__)
 

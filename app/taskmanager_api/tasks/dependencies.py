@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -12,7 +13,7 @@ from taskmanager_api.auth.service import AuthenticatedUser
 from taskmanager_api.cache_keys import task_cache_key
 from taskmanager_api.core.deps import Services, SessionDep, services_of
 from taskmanager_api.core.errors import NotFoundError
-from taskmanager_api.core.redis import TOMBSTONE
+from taskmanager_api.core.state_store import TOMBSTONE, Cached
 from taskmanager_api.tasks import service as tasks
 from taskmanager_api.tasks.models import Task
 from taskmanager_api.tasks.schemas import TaskPublic
@@ -44,10 +45,18 @@ def _visible(task: TaskPublic | Task, user: AuthenticatedUser) -> bool:
     )
 
 
-async def visible_task_json(
-    task_id: uuid.UUID, request: Request, user: CurrentUser
-) -> tuple[TaskPublic, bytes]:
+@dataclass(frozen=True, slots=True)
+class VisibleTask:
+    """A task the caller may see, as the API shows it."""
+
+    task: TaskPublic
+    # Its JSON, as cached: already the body of a response that returns the task.
+    body: bytes
+
+
+async def visible_task_json(task_id: uuid.UUID, request: Request, user: CurrentUser) -> VisibleTask:
     """The task as the API shows it, from the cache when possible, or 404."""
+    # services_of, not ServicesDep: a hot path (see services_of).
     services = services_of(request)
     key = task_cache_key(task_id)
     prefetched = getattr(request.state, "prefetched", {})
@@ -56,9 +65,9 @@ async def visible_task_json(
     if cached == TOMBSTONE:
         services.metrics.cache_hits.inc()
         raise NotFoundError("task")
-    if isinstance(cached, tuple):
+    if isinstance(cached, Cached):
         services.metrics.cache_hits.inc()
-        body = cached[1]
+        body = cached.value
         task = TaskPublic.model_validate_json(body)
     else:
         services.metrics.cache_misses.inc()
@@ -72,10 +81,10 @@ async def visible_task_json(
     # The same answer as for a missing task: a task id tells nothing about a task one cannot see.
     if not _visible(task, user):
         raise NotFoundError("task")
-    return task, body
+    return VisibleTask(task, body)
 
 
-VisibleTaskJSON = Annotated[tuple[TaskPublic, bytes], Depends(visible_task_json)]
+VisibleTaskJSON = Annotated[VisibleTask, Depends(visible_task_json)]
 
 
 async def visible_task_row(task_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> Task:

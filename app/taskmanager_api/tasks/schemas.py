@@ -20,8 +20,8 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
+from taskmanager_api.core.schemas import StrictModel
 from taskmanager_api.tasks.models import TaskPriority, TaskStatus
-from taskmanager_api.users.schemas import StrictModel
 
 MAX_PAGE_SIZE = 100
 MAX_TAGS = 20

@@ -1,4 +1,8 @@
-"""Task persistence and visibility. Knows nothing of HTTP; never commits."""
+"""Task persistence and the rules on tasks. Knows nothing of HTTP.
+
+Never commits a session it is given (the caller owns that transaction); `create_task` runs in a
+transaction of its own on the engine, since a create needs no session at all.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +12,16 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from taskmanager_api.core.db import utcnow
 from taskmanager_api.tasks.models import PRIORITY_RANK, Task, TaskTag
 from taskmanager_api.tasks.schemas import TaskQuery, TaskSort
 from taskmanager_api.users.models import User
+
+
+class UnknownAssigneeError(Exception):
+    """The assignee named is no active user."""
 
 
 def is_visible(
@@ -26,6 +34,11 @@ def is_visible(
     return is_admin or user_id in (task_created_by, task_assignee)
 
 
+def may_delete(*, task_created_by: uuid.UUID, user_id: uuid.UUID, is_admin: bool) -> bool:
+    # An assignee sees and changes a task but may not delete it.
+    return is_admin or user_id == task_created_by
+
+
 async def get_task(session: AsyncSession, *, task_id: uuid.UUID) -> Task | None:
     return await session.get(Task, task_id)
 
@@ -35,13 +48,19 @@ _ACTIVE_USER = sa.select(User.id).where(
 )
 
 
-async def active_user_exists(
-    session: AsyncSession | AsyncConnection, *, user_id: uuid.UUID
-) -> bool:
-    return (await session.execute(_ACTIVE_USER, {"user_id": user_id})).first() is not None
+async def _check_assignee(
+    db: AsyncSession | AsyncConnection, assignee_id: uuid.UUID | None
+) -> None:
+    """A task may be assigned to active users only."""
+    if (
+        assignee_id is not None
+        and (await db.execute(_ACTIVE_USER, {"user_id": assignee_id})).first() is None
+    ):
+        raise UnknownAssigneeError
 
 
 async def update_task(session: AsyncSession, *, task: Task, changes: dict[str, Any]) -> Task:
+    await _check_assignee(session, changes.get("assignee_id"))
     if "tags" in changes:
         wanted = set(changes.pop("tags"))
         task.tag_rows = [row for row in task.tag_rows if row.tag in wanted] + [
@@ -216,13 +235,23 @@ _INSERT_TASK = sa.insert(TASKS).returning(*PUBLIC_COLUMNS)
 _INSERT_TAGS = sa.insert(TAGS)
 
 
-async def insert_task(
+async def create_task(
+    engine: AsyncEngine, *, created_by: uuid.UUID, fields: dict[str, Any]
+) -> dict[str, Any]:
+    """Create a task, committed on return; returns it as the API shows it."""
+    # Core statements in one transaction: the task and its tags commit together, or neither.
+    async with engine.begin() as connection:
+        await _check_assignee(connection, fields.get("assignee_id"))
+        return await _insert_task(connection, created_by=created_by, fields=fields)
+
+
+async def _insert_task(
     connection: AsyncConnection, *, created_by: uuid.UUID, fields: dict[str, Any]
 ) -> dict[str, Any]:
-    """Insert a task and its tags (Core: no unit of work); returns the task as the API shows it.
+    """Insert a task and its tags (Core: no unit of work).
 
-    The caller owns the transaction. The row starts at version 1, as the ORM's version counter
-    would have it, so caches compare it alike.
+    The row starts at version 1, as the ORM's version counter would have it, so caches compare
+    it alike.
     """
     tags: list[str] = fields.pop("tags", [])
     now = utcnow()

@@ -17,7 +17,6 @@ from taskmanager_api.core.errors import (
     error_responses,
 )
 from taskmanager_api.users import service as users
-from taskmanager_api.users.models import Role
 from taskmanager_api.users.schemas import UserAdminUpdate, UserPublic, UsersPublic
 
 router = APIRouter(prefix="/users", tags=["users"])
@@ -63,13 +62,12 @@ async def update_user(
     row = await users.get_user(session, user_id=user_id)
     if row is None:
         raise NotFoundError("user")
-    changes = body.model_dump(exclude_unset=True)
-    if row.id == admin.id and (
-        changes.get("role", Role.ADMIN) is not Role.ADMIN or changes.get("is_active") is False
-    ):
-        raise ConflictError("admins cannot demote or deactivate themselves")
-    for field, value in changes.items():
-        setattr(row, field, value)
+    try:
+        users.apply_admin_update(
+            row, changes=body.model_dump(exclude_unset=True), admin_id=admin.id
+        )
+    except users.SelfDemotionError:
+        raise ConflictError("admins cannot demote or deactivate themselves") from None
     await session.commit()
     # Written through after the commit: the newer version replaces what any replica cached.
     await cache_user(services, AuthenticatedUser.of(row))

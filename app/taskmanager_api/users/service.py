@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -13,6 +14,10 @@ from taskmanager_api.users.models import Role, User
 
 class EmailTakenError(Exception):
     pass
+
+
+class SelfDemotionError(Exception):
+    """An admin tried to take away their own role or account."""
 
 
 def normalize_email(email: str) -> str:
@@ -50,6 +55,13 @@ async def list_users(session: AsyncSession, *, limit: int, offset: int) -> tuple
     return list(result.scalars()), count
 
 
-async def count_active_admins(session: AsyncSession) -> int:
-    query = sa.select(sa.func.count()).where(User.role == Role.ADMIN, User.is_active.is_(True))
-    return (await session.execute(query)).scalar_one()
+def apply_admin_update(user: User, *, changes: dict[str, Any], admin_id: uuid.UUID) -> User:
+    """Apply an admin's change of role or activity. Admins cannot demote or deactivate
+    themselves (another admin must), so nobody locks themselves out by accident."""
+    if user.id == admin_id and (
+        changes.get("role", Role.ADMIN) is not Role.ADMIN or changes.get("is_active") is False
+    ):
+        raise SelfDemotionError
+    for field, value in changes.items():
+        setattr(user, field, value)
+    return user

@@ -1,4 +1,5 @@
-"""Shared state that must hold across replicas: token revocation, rate limits, the read cache.
+"""The state store: a small key-value store for what must hold across replicas (token
+revocations, rate-limit counters, the read cache), behind the `Store` protocol.
 
 `RedisStore` keeps it in Redis. Without a Redis URL, `MemoryStore` keeps the same semantics in this
 process only, which is right for one process and wrong for several: `/ready` reports it as degraded.
@@ -19,7 +20,7 @@ import math
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -68,6 +69,17 @@ return result
 """
 
 
+class Cached(NamedTuple):
+    """A cached object: the version of the row it was read from, and its serialized form."""
+
+    version: int
+    value: bytes
+
+
+# What a cache read finds: a cached object, TOMBSTONE for a deleted one, None when absent.
+CacheEntry = Cached | bytes | None
+
+
 class StoreUnavailableError(Exception):
     """Redis did not answer: the request cannot be checked, so it is refused (fail closed)."""
 
@@ -88,7 +100,7 @@ class AccessState:
     revocations_loaded: bool
     cached_user: bytes | None
     hit: Hit
-    prefetched: dict[str, tuple[int, bytes] | bytes | None]
+    prefetched: dict[str, CacheEntry]
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,18 +130,16 @@ class Store(Protocol):
     async def load_revocations(self, families: Iterable[tuple[str, int]]) -> None: ...
     async def eviction_policy(self) -> str | None: ...
     async def legacy_revocations(self) -> LegacyRevocations: ...
-    async def cache_get(self, key: str) -> tuple[int, bytes] | bytes | None: ...
+    async def cache_get(self, key: str) -> CacheEntry: ...
     async def cache_put(self, key: str, version: int, value: bytes, ttl_ms: int) -> None: ...
     async def cache_tombstone(self, key: str, ttl_ms: int) -> None: ...
-    async def cache_delete(self, key: str) -> None: ...
 
 
-def _decode_cached(raw: bytes | None) -> tuple[int, bytes] | bytes | None:
-    """(version, value) for a cached object, TOMBSTONE for a deleted one, None when absent."""
+def _decode_cached(raw: bytes | None) -> CacheEntry:
     if raw is None or raw == TOMBSTONE:
         return raw
     version, _, value = raw.partition(b":")
-    return int(version), value
+    return Cached(int(version), value)
 
 
 class RedisStore:
@@ -191,7 +201,7 @@ class RedisStore:
         return AccessState(
             family_revoked=bool(revoked),
             revocations_loaded=bool(loaded),
-            cached_user=cached[1] if isinstance(cached, tuple) else None,
+            cached_user=cached.value if isinstance(cached, Cached) else None,
             hit=Hit(count=int(count), retry_after_ms=max(int(ttl), 0)),
             prefetched={
                 key: _decode_cached(value) for key, value in zip(prefetch, reply[5:], strict=True)
@@ -245,7 +255,7 @@ class RedisStore:
             spent_tokens=await self._run(collect("used")),
         )
 
-    async def cache_get(self, key: str) -> tuple[int, bytes] | bytes | None:
+    async def cache_get(self, key: str) -> CacheEntry:
         return _decode_cached(await self._run(self._client.get(self._k("cache", key))))
 
     async def cache_put(self, key: str, version: int, value: bytes, ttl_ms: int) -> None:
@@ -255,9 +265,6 @@ class RedisStore:
 
     async def cache_tombstone(self, key: str, ttl_ms: int) -> None:
         await self._run(self._client.set(self._k("cache", key), TOMBSTONE, px=ttl_ms))
-
-    async def cache_delete(self, key: str) -> None:
-        await self._run(self._client.delete(self._k("cache", key)))
 
 
 class MemoryStore:
@@ -320,7 +327,7 @@ class MemoryStore:
         return AccessState(
             family_revoked=family in self._revoked,
             revocations_loaded=self._revocations_loaded,
-            cached_user=cached[1] if isinstance(cached, tuple) else None,
+            cached_user=cached.value if isinstance(cached, Cached) else None,
             hit=await self.hit(rate_key, window_ms),
             prefetched={key: await self.cache_get(key) for key in prefetch},
         )
@@ -350,18 +357,15 @@ class MemoryStore:
     async def legacy_revocations(self) -> LegacyRevocations:
         return LegacyRevocations(families=[], spent_tokens=[])
 
-    async def cache_get(self, key: str) -> tuple[int, bytes] | bytes | None:
-        value: tuple[int, bytes] | bytes | None = self._get("cache:" + key)
+    async def cache_get(self, key: str) -> CacheEntry:
+        value: CacheEntry = self._get("cache:" + key)
         return value
 
     async def cache_put(self, key: str, version: int, value: bytes, ttl_ms: int) -> None:
         current = self._get("cache:" + key)
-        if current == TOMBSTONE or (isinstance(current, tuple) and current[0] >= version):
+        if current == TOMBSTONE or (isinstance(current, Cached) and current.version >= version):
             return
-        self._set("cache:" + key, (version, value), ttl_ms)
+        self._set("cache:" + key, Cached(version, value), ttl_ms)
 
     async def cache_tombstone(self, key: str, ttl_ms: int) -> None:
         self._set("cache:" + key, TOMBSTONE, ttl_ms)
-
-    async def cache_delete(self, key: str) -> None:
-        self._data.pop("cache:" + key, None)
