@@ -22,6 +22,7 @@ import redis
 
 from taskmanager_api.core.config import Settings
 from taskmanager_api.core.redis_policy import RECOMMENDED_POLICY
+from taskmanager_api.core.state_store import LOADED_MARKER, RedisStore
 from taskmanager_operator.builders.secrets import redis_settings
 from tests.api.conftest import API_REDIS_DB, AppFactory, running_app
 from tests.api.helpers import API, PASSWORD
@@ -297,3 +298,28 @@ async def test_without_redis_a_logout_outlives_the_process(sqlite_settings: Sett
             f"{API}/auth/refresh", json={"refresh_token": account.refresh_token}
         )
         assert response.status_code == 401
+
+
+async def test_a_reload_overtaken_by_a_flush_does_not_mark_the_set_whole(
+    redis_server: RedisServer,
+) -> None:
+    """A reload reads the database, Redis is flushed (or restarts), then the reload writes: the
+    set it writes may miss what was revoked in between, so it must not carry the marker."""
+    prefix = f"overtaken-{uuid.uuid4().hex[:8]}:"
+    store = RedisStore.from_url(
+        redis_server.url(API_REDIS_DB), prefix=prefix, timeout=2, max_connections=4
+    )
+    admin = redis.Redis.from_url(redis_server.url(API_REDIS_DB))
+    try:
+        load = await store.begin_revocations_load()
+        admin.delete(f"{prefix}revoked-load")  # what a flush or a restart does to it
+        assert not await store.load_revocations([("a" * 32, 2**41)], load)
+        assert admin.zscore(f"{prefix}revoked", LOADED_MARKER) is None
+
+        first, second = await store.begin_revocations_load(), await store.begin_revocations_load()
+        assert not await store.load_revocations([], first), "overtaken by the second load"
+        assert await store.load_revocations([], second)
+        assert admin.zscore(f"{prefix}revoked", LOADED_MARKER) is not None
+    finally:
+        await store.aclose()
+        admin.close()

@@ -151,18 +151,27 @@ class Revocations:
             self._reload.add_done_callback(_log_failure)
 
     async def aclose(self) -> None:
-        for task in [*self._retries, self._reload]:
-            if task is not None:
-                task.cancel()
+        """Stop the background work, and wait for it: none may write after the app stopped."""
+        tasks = [task for task in [*self._retries, self._reload] if task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _load(self) -> None:
         started = time.perf_counter()
+        # Before the read: the store then knows which load a later restart or flush overtook.
+        load = await self._store.begin_revocations_load()
         query = sa.select(RevokedFamily.family, RevokedFamily.expires_at).where(
             RevokedFamily.expires_at > datetime.now(UTC)
         )
         async with self._engine.connect() as connection:
             rows = (await connection.execute(query)).all()
-        await self._store.load_revocations((family, _millis(expires)) for family, expires in rows)
+        families = ((family, _millis(expires)) for family, expires in rows)
+        if not await self._store.load_revocations(families, load):
+            # Redis lost the set again meanwhile, or another load began after this one: the
+            # requests go on asking the database until a load that was not overtaken finishes.
+            logger.info("revocation reload overtaken; the next request starts another")
+            return
         self._on_reload()
         logger.info(
             "revocations reloaded into the store",

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -80,6 +81,20 @@ class Cached(NamedTuple):
 CacheEntry = Cached | bytes | None
 
 
+# Writes the loaded marker only if the load that began with ARGV[1] is still the latest one and
+# Redis has not lost its key since: a restart or a flush between the load's database read and now
+# would otherwise mark as whole a set that misses what was revoked in between.
+# KEYS: revocation set, the latest load's key. ARGV: the load's token, the marker.
+_FINISH_LOAD = """
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+redis.call('ZADD', KEYS[1], 'inf', ARGV[2])
+redis.call('DEL', KEYS[2])
+return 1
+"""
+# A load that has not finished by then failed; the next request that finds no marker starts another.
+_LOAD_TIMEOUT_MS = 600_000
+
+
 class StoreUnavailableError(Exception):
     """Redis did not answer: the request cannot be checked, so it is refused (fail closed)."""
 
@@ -127,7 +142,8 @@ class Store(Protocol):
     ) -> AccessState: ...
     async def hit(self, key: str, window_ms: int) -> Hit: ...
     async def revoke_family(self, family: str, expires_at_ms: int) -> None: ...
-    async def load_revocations(self, families: Iterable[tuple[str, int]]) -> None: ...
+    async def begin_revocations_load(self) -> str: ...
+    async def load_revocations(self, families: Iterable[tuple[str, int]], load: str) -> bool: ...
     async def eviction_policy(self) -> str | None: ...
     async def legacy_revocations(self) -> LegacyRevocations: ...
     async def cache_get(self, key: str) -> CacheEntry: ...
@@ -150,6 +166,7 @@ class RedisStore:
         self._prefix = prefix
         self._put_if_newer = client.register_script(_PUT_IF_NEWER)
         self._access_state = client.register_script(_ACCESS_STATE)
+        self._finish_load = client.register_script(_FINISH_LOAD)
 
     @classmethod
     def from_url(cls, url: str, *, prefix: str, timeout: float, max_connections: int) -> RedisStore:
@@ -224,13 +241,21 @@ class RedisStore:
         pipe.zadd(self._k("revoked"), {family: expires_at_ms})
         await self._run(pipe.execute())
 
-    async def load_revocations(self, families: Iterable[tuple[str, int]]) -> None:
+    async def begin_revocations_load(self) -> str:
+        load = secrets.token_hex(8)
+        await self._run(self._client.set(self._k("revoked-load"), load, px=_LOAD_TIMEOUT_MS))
+        return load
+
+    async def load_revocations(self, families: Iterable[tuple[str, int]], load: str) -> bool:
         key = self._k("revoked")
         entries = iter(families)
         while batch := dict(itertools.islice(entries, _LOAD_BATCH)):
             await self._run(self._client.zadd(key, batch))
         # Last: the marker says the set is whole.
-        await self._run(self._client.zadd(key, {LOADED_MARKER: math.inf}))
+        finished = await self._run(
+            self._finish_load(keys=[key, self._k("revoked-load")], args=[load, LOADED_MARKER])
+        )
+        return bool(finished)
 
     async def eviction_policy(self) -> str | None:
         memory = await self._run(self._client.info("memory"))
@@ -278,6 +303,7 @@ class MemoryStore:
         # Apart from `_data`, whose eviction must not drop a revocation: family -> expiry (ms).
         self._revoked: dict[str, int] = {}
         self._revocations_loaded = False
+        self._latest_load = ""
 
     def _get(self, key: str) -> Any:
         entry = self._data.get(key)
@@ -347,9 +373,16 @@ class MemoryStore:
             del self._revoked[expired]
         self._revoked[family] = expires_at_ms
 
-    async def load_revocations(self, families: Iterable[tuple[str, int]]) -> None:
+    async def begin_revocations_load(self) -> str:
+        self._latest_load = secrets.token_hex(8)
+        return self._latest_load
+
+    async def load_revocations(self, families: Iterable[tuple[str, int]], load: str) -> bool:
         self._revoked.update(families)
+        if load != self._latest_load:
+            return False
         self._revocations_loaded = True
+        return True
 
     async def eviction_policy(self) -> str | None:
         return None
