@@ -34,6 +34,14 @@ class Condition:
     message: str = ""
 
 
+def true(type: str, reason: str, message: str = "") -> Condition:
+    return Condition(type, "True", reason, message)
+
+
+def false(type: str, reason: str, message: str = "") -> Condition:
+    return Condition(type, "False", reason, message)
+
+
 def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 

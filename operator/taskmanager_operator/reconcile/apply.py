@@ -1,0 +1,64 @@
+"""Apply what the spec wants, delete the children it no longer wants; an event per change."""
+
+from __future__ import annotations
+
+import logging
+
+from taskmanager_operator.builders.common import Manifest
+from taskmanager_operator.children import optional_children
+from taskmanager_operator.k8s import KubeApi, Object
+from taskmanager_operator.reconcile.outcome import Event
+from taskmanager_operator.resource import TaskManager
+
+logger = logging.getLogger(__name__)
+
+
+class Applier:
+    """Writes the children of one TaskManager, appending to `events` what a user should see."""
+
+    def __init__(self, kube: KubeApi, tm: TaskManager, events: list[Event]) -> None:
+        self.kube = kube
+        self.tm = tm
+        self.events = events
+
+    def apply(self, manifest: Manifest) -> Object:
+        """Server-side apply; the object as the API server has it, to observe its status."""
+        result = self.kube.apply(manifest)
+        if result.changed:
+            verb = "Created" if result.created else "Updated"
+            what = f"{manifest['kind']} {manifest['metadata']['name']}"
+            self.events.append(Event("Normal", verb, f"{verb} {what}"))
+            logger.info("%s %s in %s", verb.lower(), what, manifest["metadata"]["namespace"])
+        return result.object
+
+    def generated_secret(self, manifest: Manifest | None, name: str) -> None:
+        """Apply the Secret of generated values, or delete it once every value is the user's."""
+        if manifest is not None:
+            self.apply(manifest)
+        else:
+            self.kube.delete_owned("v1", "Secret", self.tm.namespace, name, self.tm.uid)
+
+    def managed(self, manifests: list[Manifest], workload: tuple[str, str, str]) -> bool:
+        """Apply a managed service, or remove it when the spec points at an external one.
+
+        Whether it is ready: an external one counts as ready, it is not ours to watch."""
+        api_version, kind, name = workload
+        if not manifests:
+            self.kube.delete_owned(api_version, kind, self.tm.namespace, name, self.tm.uid)
+            self.kube.delete_owned("v1", "Service", self.tm.namespace, name, self.tm.uid)
+            return True
+        applied = [self.apply(manifest) for manifest in manifests]
+        workload_status = applied[0].get("status") or {}
+        return int(workload_status.get("readyReplicas") or 0) >= 1
+
+    def optional(self) -> None:
+        """Apply each optional child the spec asks for; delete the ones it no longer wants."""
+        tm = self.tm
+        for child, when in optional_children():
+            manifest = when.build(tm)
+            if manifest is not None:
+                self.apply(manifest)
+                continue
+            name = when.name(tm)
+            if self.kube.delete_owned(child.api_version, child.kind, tm.namespace, name, tm.uid):
+                self.events.append(Event("Normal", "Deleted", f"Deleted {child.kind} {name}"))

@@ -1,0 +1,39 @@
+"""What one reconcile hands back to the controller, and what it observed on the way."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from taskmanager_operator import status as st
+
+
+@dataclass(frozen=True)
+class Event:
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str
+
+
+@dataclass
+class Outcome:
+    """What the caller does after a reconcile: post events, and when to look again."""
+
+    events: list[Event] = field(default_factory=list)
+    # Seconds until the next reconcile even if nothing changes; None waits for a change.
+    requeue_after: float | None = None
+    # Set when the reconcile could not finish for a reason that may heal (retry with backoff).
+    retry_reason: str | None = None
+    # False once the TaskManager is gone: nothing more to do for it.
+    exists: bool = True
+    uid: str | None = None
+
+
+@dataclass
+class Observed:
+    """What the status will say: conditions in the order they are written, and the API's pods."""
+
+    conditions: list[st.Condition] = field(default_factory=list)
+    replicas: int | None = None
+    ready_replicas: int | None = None
+    version: str | None = None

@@ -1,0 +1,161 @@
+"""One reconcile of one TaskManager: spec -> desired -> apply -> observe -> status.
+
+Whatever state a reconcile starts from (fresh, half-built, after an operator restart), it moves
+the cluster toward the spec; nothing depends on remembering what an earlier run did.
+"""
+
+from __future__ import annotations
+
+import base64
+
+from taskmanager_operator import status as st
+from taskmanager_operator.builders import api, config, managed, migration
+from taskmanager_operator.builders import secrets as secret_builder
+from taskmanager_operator.builders.common import (
+    api_name,
+    cache_name,
+    checksum,
+    database_name,
+    generated_secret_name,
+    image,
+)
+from taskmanager_operator.k8s import KubeApi, Object
+from taskmanager_operator.reconcile import migration_gate, observe
+from taskmanager_operator.reconcile.apply import Applier
+from taskmanager_operator.reconcile.outcome import Observed, Outcome
+from taskmanager_operator.reconcile.secret_refs import (
+    REDIS_URL_REF,
+    missing_conditions,
+    read_user_secrets,
+)
+from taskmanager_operator.reconcile.status_writer import write_status
+from taskmanager_operator.redis_probe import CachedPolicyProbe, PolicyProbe, eviction_condition
+from taskmanager_operator.resource import TaskManager
+from taskmanager_operator.settings import OperatorSettings
+
+
+class Reconciler:
+    def __init__(
+        self, kube: KubeApi, settings: OperatorSettings, redis_probe: PolicyProbe | None = None
+    ) -> None:
+        self.kube = kube
+        self.settings = settings
+        if redis_probe is None:
+            redis_probe = CachedPolicyProbe(settings.redis_probe_cache_seconds)
+        self.redis_probe = redis_probe
+
+    def reconcile(self, namespace: str, name: str) -> Outcome:
+        body = self.kube.get_taskmanager(namespace, name)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            # Its children go with it through their ownerReferences.
+            return Outcome(exists=False)
+        tm = TaskManager.from_body(body)
+        outcome = Outcome(uid=tm.uid)
+        if tm.spec.paused:
+            previous = (body.get("status") or {}).get("conditions", [])
+            observed, phase = Observed(observe.paused(previous)), "Paused"
+        else:
+            observed = self._converge(tm, outcome)
+            phase = observe.phase(observed.conditions)
+        outcome.events += write_status(self.kube, tm, body, observed, phase)
+        return outcome
+
+    def _converge(self, tm: TaskManager, outcome: Outcome) -> Observed:
+        """The children that serve the API, then the API itself through the migration gate."""
+        user_secrets = read_user_secrets(self.kube, tm)
+        if missing := user_secrets.missing:
+            outcome.retry_reason = missing[0][1]
+            return Observed(missing_conditions(missing))
+        observed = Observed([st.true(st.SECRETS_READY, "Found", "")])
+        applier = Applier(self.kube, tm, outcome.events)
+
+        existing_secret = self.kube.get("v1", "Secret", tm.namespace, generated_secret_name(tm))
+        generated = secret_builder.build_generated_secret(
+            tm, secret_builder.decode_secret_data((existing_secret or {}).get("data"))
+        )
+        applier.generated_secret(generated, generated_secret_name(tm))
+        config_map = config.build_config_map(tm)
+        applier.apply(config_map)
+
+        database = ("apps/v1", "StatefulSet", database_name(tm))
+        cache = ("apps/v1", "Deployment", cache_name(tm))
+        database_ready = applier.managed(managed.build_postgres(tm), database)
+        cache_ready = applier.managed(managed.build_redis(tm), cache)
+        spec = tm.spec
+        observed.conditions += [
+            observe.readiness(
+                st.DATABASE_READY, spec.database.external is not None, database_ready, "PostgreSQL"
+            ),
+            observe.readiness(
+                st.CACHE_READY, spec.redis.external is not None, cache_ready, "Redis"
+            ),
+            self._cache_eviction(user_secrets.values.get(REDIS_URL_REF)),
+        ]
+        rollout_checksum = checksum(
+            config_map["data"], (generated or {}).get("data"), user_secrets.digests
+        )
+        if self._roll_out(tm, applier, rollout_checksum, database_ready, observed):
+            outcome.requeue_after = self.settings.progress_poll_seconds
+        return observed
+
+    def _roll_out(
+        self,
+        tm: TaskManager,
+        applier: Applier,
+        rollout_checksum: str,
+        database_ready: bool,
+        observed: Observed,
+    ) -> bool:
+        """The API's Deployment on the image the migration gate allows, its Service, the
+        optional children, and what the rollout says. True while a migration or a rollout is in
+        progress: look again soon rather than wait for an event."""
+        current = self.kube.get("apps/v1", "Deployment", tm.namespace, api_name(tm))
+        gate = self._migration_gate(tm, applier, current, database_ready)
+        observed.conditions.append(gate.condition)
+        if gate.degraded is not None:
+            observed.conditions.append(gate.degraded)
+        deployment: Object | None = None
+        if current is not None and tm.spec.autoscaling.enabled:
+            self.kube.hand_over_replicas(current)
+        if gate.serve is not None:
+            deployment = applier.apply(
+                api.build_deployment(tm, image=gate.serve, rollout_checksum=rollout_checksum)
+            )
+        applier.apply(api.build_service(tm))
+        applier.optional()
+        seen = observe.observe_api(
+            deployment,
+            gate.serve,
+            image(tm, self.settings.image_repository),
+            tm.spec.version,
+            observe.degraded_reason(observed.conditions),
+        )
+        observed.conditions += seen.conditions
+        if seen.replicas is not None:
+            observed.replicas, observed.ready_replicas = seen.replicas, seen.ready_replicas
+        observed.version = seen.version
+        return gate.poll or seen.poll
+
+    def _migration_gate(
+        self, tm: TaskManager, applier: Applier, current: Object | None, database_ready: bool
+    ) -> migration_gate.Gate:
+        """Read the migration Job only when the gate needs it, and create it when told to."""
+        desired = image(tm, self.settings.image_repository)
+        current_image = observe.api_image(current)
+        job_name = migration.migration_job_name(tm, desired)
+        job: migration_gate.JobState = "Absent"
+        if migration_gate.job_matters(current_image, desired, database_ready):
+            found = self.kube.get("batch/v1", "Job", tm.namespace, job_name)
+            job = migration_gate.job_state(found)
+        gate = migration_gate.decide(current_image, desired, job, database_ready, job_name)
+        if gate.create_job:
+            applier.apply(migration.build_migration_job(tm, image=desired))
+        return gate
+
+    def _cache_eviction(self, encoded_url: str | None) -> st.Condition:
+        """CacheEvictionSafe: an external Redis is asked for its policy; ours has a safe one."""
+        if encoded_url is None:
+            return eviction_condition(None)
+        # Undecodable bytes make a URL that fails to connect: reported, not a failed reconcile.
+        url = base64.b64decode(encoded_url).decode(errors="replace")
+        return eviction_condition(self.redis_probe(url))

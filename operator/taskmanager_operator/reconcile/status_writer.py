@@ -1,0 +1,78 @@
+"""The one writer of a TaskManager's status, and the events its condition transitions deserve.
+
+Events are derived here, from the difference between the status there and the one computed,
+so an event is posted exactly when a condition moves, whichever path of the reconcile moved it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from taskmanager_operator import status as st
+from taskmanager_operator.builders import api
+from taskmanager_operator.builders.common import API, selector_labels
+from taskmanager_operator.k8s import KubeApi, Object
+from taskmanager_operator.reconcile.outcome import Event, Observed
+from taskmanager_operator.resource import TaskManager
+
+# A condition entering one of these (type, status) posts a Warning event with its reason.
+WARNED_STATES = frozenset({(st.DEGRADED, "True"), (st.CACHE_EVICTION_SAFE, "False")})
+
+
+def write_status(
+    kube: KubeApi, tm: TaskManager, body: Object, observed: Observed, phase: str
+) -> list[Event]:
+    """Patch the status subresource only when it differs; the events of what changed."""
+    previous = body.get("status") or {}
+    events = condition_events(previous.get("conditions") or [], observed.conditions)
+    status = next_status(tm, previous, observed, phase)
+    if not _same_status(previous, status):
+        kube.patch_taskmanager_status(tm.namespace, tm.name, status)
+    return events
+
+
+def next_status(
+    tm: TaskManager, previous: Mapping[str, Any], observed: Observed, phase: str
+) -> dict[str, Any]:
+    status: dict[str, Any] = {
+        "observedGeneration": tm.generation,
+        "phase": phase,
+        "conditions": st.merge_conditions(
+            previous.get("conditions") or [], observed.conditions, tm.generation
+        ),
+        "selector": ",".join(f"{k}={v}" for k, v in selector_labels(tm, API).items()),
+        "endpoint": api.endpoint(tm),
+    }
+    if observed.replicas is not None:
+        status["replicas"] = observed.replicas
+        status["readyReplicas"] = observed.ready_replicas
+    else:
+        status["replicas"] = previous.get("replicas", 0)
+        status["readyReplicas"] = previous.get("readyReplicas", 0)
+    status["version"] = observed.version or previous.get("version")
+    status = {key: value for key, value in status.items() if value is not None}
+    # Paused observes no pods: it says what the last reconcile that looked at them found.
+    if phase == "Paused":
+        status["replicas"] = previous.get("replicas", 0)
+        status["readyReplicas"] = previous.get("readyReplicas", 0)
+    return status
+
+
+def condition_events(
+    previous: Sequence[Mapping[str, Any]], current: Sequence[st.Condition]
+) -> list[Event]:
+    """The events a status change deserves: one per condition that moved to a notable state."""
+    events: list[Event] = []
+    for condition in st.transitions(previous, current):
+        if (condition.type, condition.status) in WARNED_STATES:
+            events.append(Event("Warning", condition.reason, condition.message))
+        elif condition.type == st.READY and condition.status == "True":
+            events.append(Event("Normal", "Ready", condition.message))
+        elif condition.type == st.PAUSED:
+            events.append(Event("Normal", "Paused", condition.message))
+    return events
+
+
+def _same_status(previous: Mapping[str, Any], current: Mapping[str, Any]) -> bool:
+    return {k: previous.get(k) for k in current} == dict(current) and set(previous) <= set(current)
