@@ -111,22 +111,27 @@ def operator(api_client: ApiClient, taskmanager_crd: str) -> Iterator[OperatorPr
         yield running
 
 
+def create_paused_taskmanager(custom: client.CustomObjectsApi, namespace: str, name: str) -> None:
+    """A TaskManager that only proves the operator reconciles it: it reaches phase Paused."""
+    custom.create_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        namespace,
+        PLURAL,
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "TaskManager",
+            "metadata": {"name": name},
+            "spec": {"paused": True},
+        },
+    )
+
+
 def wait_until_reconciling(api_client: ApiClient, operator: OperatorProcess) -> None:
     """The liveness probe answers before kopf's watches are up; a canary proves the whole path."""
     custom = client.CustomObjectsApi(api_client)
     with fresh_namespace(api_client, f"{TEST_NAMESPACE_PREFIX}canary-") as namespace:
-        custom.create_namespaced_custom_object(
-            GROUP,
-            VERSION,
-            namespace,
-            PLURAL,
-            {
-                "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": "TaskManager",
-                "metadata": {"name": "canary"},
-                "spec": {"paused": True},
-            },
-        )
+        create_paused_taskmanager(custom, namespace, "canary")
 
         def paused() -> bool:
             if operator.process.poll() is not None:

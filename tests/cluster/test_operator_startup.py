@@ -13,25 +13,11 @@ from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
 from taskmanager_operator.api.v1alpha1 import GROUP, PLURAL, VERSION
+from tests.cluster.conftest import create_paused_taskmanager
 from tests.support.operator import run_operator
 from tests.support.wait import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _create_paused_taskmanager(custom: client.CustomObjectsApi, namespace: str) -> None:
-    custom.create_namespaced_custom_object(
-        GROUP,
-        VERSION,
-        namespace,
-        PLURAL,
-        {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "TaskManager",
-            "metadata": {"name": "early"},
-            "spec": {"paused": True},
-        },
-    )
 
 
 def _phase(custom: client.CustomObjectsApi, namespace: str) -> str | None:
@@ -55,7 +41,7 @@ def test_namespaces_created_while_the_operator_starts_are_all_served(
         while not stop.is_set() and len(created) < 120:
             name = f"{prefix}{len(created):03d}"
             core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-            _create_paused_taskmanager(custom, name)
+            create_paused_taskmanager(custom, name, "early")
             created.append(name)
             time.sleep(0.1)
 
