@@ -69,7 +69,13 @@ async def run_checks(services: Services) -> dict[str, CheckResult]:
         if services.store.kind == "redis"
         else asyncio.sleep(0, CheckResult(status="not_configured")),
     )
-    return {"database": database, "redis": redis}
+    checks = {"database": database, "redis": redis}
+    # Kubelet probes /ready every few seconds: the gauge is as fresh as the last probe.
+    for name, check in checks.items():
+        services.metrics.dependency_checked(
+            name, None if check.status == "not_configured" else check.status == "ok"
+        )
+    return checks
 
 
 def _failed(checks: dict[str, CheckResult]) -> JSONResponse | None:

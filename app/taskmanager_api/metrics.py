@@ -18,8 +18,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
 
-# Tuned for an API whose target p99 is 25 ms: most of the resolution sits below 100 ms.
-LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+from taskmanager_api import metric_contract as names
 
 
 class PoolCollector(Collector):
@@ -30,7 +29,7 @@ class PoolCollector(Collector):
         engine = self._engine()
         pool = engine.sync_engine.pool if engine is not None else None
         family = GaugeMetricFamily(
-            "taskmanager_db_pool_connections",
+            names.DB_POOL_CONNECTIONS,
             "Database pool connections by state.",
             labels=["state"],
         )
@@ -46,25 +45,25 @@ class Metrics:
     def __init__(self, engine: Callable[[], AsyncEngine | None]) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "taskmanager_http_requests_total",
+            names.HTTP_REQUESTS,
             "HTTP requests by method, route template and status.",
-            ["method", "route", "status"],
+            list(names.HTTP_LABELS),
             registry=self.registry,
         )
         self.latency = Histogram(
-            "taskmanager_http_request_duration_seconds",
+            names.HTTP_REQUEST_DURATION,
             "HTTP request latency by method, route template and status.",
-            ["method", "route", "status"],
-            buckets=LATENCY_BUCKETS,
+            list(names.HTTP_LABELS),
+            buckets=names.LATENCY_BUCKETS,
             registry=self.registry,
         )
         self.in_flight = Gauge(
-            "taskmanager_http_requests_in_flight",
+            names.HTTP_IN_FLIGHT,
             "HTTP requests being served.",
             registry=self.registry,
         )
         self.cache = Counter(
-            "taskmanager_cache_requests_total",
+            names.CACHE_REQUESTS,
             "Read-cache lookups by result.",
             ["result"],
             registry=self.registry,
@@ -72,21 +71,27 @@ class Metrics:
         self.cache_hits = self.cache.labels(result="hit")
         self.cache_misses = self.cache.labels(result="miss")
         self.revocation_reloads = Counter(
-            "taskmanager_revocation_reloads_total",
+            names.REVOCATION_RELOADS,
             "Times this replica copied the revocations from the database back into Redis "
             "(after Redis restarted empty, was flushed or evicted them).",
             registry=self.registry,
         )
         self.auth_failures = Counter(
-            "taskmanager_auth_failures_total",
+            names.AUTH_FAILURES,
             "Rejected credentials by reason.",
             ["reason"],
             registry=self.registry,
         )
         self.rate_limited = Counter(
-            "taskmanager_rate_limited_total",
+            names.RATE_LIMITED,
             "Requests refused by a rate limit, by limit.",
             ["limit"],
+            registry=self.registry,
+        )
+        self.dependency_up = Gauge(
+            names.DEPENDENCY_UP,
+            "1 while the last readiness check reached the dependency, 0 while it failed.",
+            ["dependency"],
             registry=self.registry,
         )
         self.registry.register(PoolCollector(engine))
@@ -95,6 +100,14 @@ class Metrics:
         labels = (method, route, str(status))
         self.requests.labels(*labels).inc()
         self.latency.labels(*labels).observe(seconds)
+
+    def dependency_checked(self, dependency: str, up: bool | None) -> None:
+        """Records a readiness check's outcome; `None` (not configured) exports no series, since a
+        0 would read as an outage."""
+        if up is None:
+            self.dependency_up.remove(dependency)
+        else:
+            self.dependency_up.labels(dependency).set(1 if up else 0)
 
 
 router = APIRouter(tags=["operations"])
