@@ -7,7 +7,9 @@ fails on any difference between it and this list.
 
 Adding a kind of child: one entry here plus its builder (an optional child's builder goes in
 the entry; the reconcile calls it), then the rule the RBAC test asks for in the chart's
-_helpers.tpl.
+_helpers.tpl. A kind served only where another project's CRDs are installed names that project
+(`crd_of`): the reconcile skips it while the cluster does not serve it, and picks it up within a
+minute of its CRD's installation.
 
 `python -m taskmanager_operator.children` prints the kinds as `kubectl get` takes them.
 """
@@ -17,8 +19,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from taskmanager_operator.builders import availability, network
-from taskmanager_operator.builders.common import Manifest, api_name
+from taskmanager_operator.builders import availability, monitoring, network
+from taskmanager_operator.builders.common import Capabilities, Manifest, api_name
 from taskmanager_operator.resource import TaskManager
 
 # What the operator does with every kind of child, so what the chart must grant for each: kopf
@@ -32,7 +34,7 @@ class WhenWanted:
     """How the reconcile makes an optional child, and finds it again to delete it."""
 
     # The manifest, or None when the spec does not ask for the child (it is then deleted).
-    build: Callable[[TaskManager], Manifest | None]
+    build: Callable[[TaskManager, Capabilities], Manifest | None]
     name: Callable[[TaskManager], str]
 
 
@@ -41,8 +43,10 @@ class ChildKind:
     api_version: str
     kind: str
     plural: str
-    # Set for a child that exists only while the spec asks for it.
-    optional: WhenWanted | None = None
+    # The children of this kind that exist only while the spec asks for them.
+    optional: tuple[WhenWanted, ...] = ()
+    # The project whose CRD serves this kind, for a kind the cluster may not serve.
+    crd_of: str | None = None
 
     @property
     def group(self) -> str:
@@ -59,9 +63,37 @@ class ChildKind:
         return f"{self.plural}.{self.group}" if self.group else self.plural
 
 
+PROMETHEUS_OPERATOR = "prometheus-operator"
+GRAFANA_OPERATOR = "grafana-operator"
+
+
+def _monitoring(
+    build: Callable[[TaskManager], Manifest | None],
+    name: Callable[[TaskManager], str] = api_name,
+) -> WhenWanted:
+    """A monitoring child, which exists only while spec.monitoring is enabled."""
+
+    def when_enabled(tm: TaskManager, _: Capabilities) -> Manifest | None:
+        return build(tm) if tm.spec.monitoring.enabled else None
+
+    return WhenWanted(when_enabled, name)
+
+
+def _spec_only(
+    build: Callable[[TaskManager], Manifest | None],
+) -> Callable[[TaskManager, Capabilities], Manifest | None]:
+    """A builder whose child depends on the spec alone, not on what the cluster serves."""
+    return lambda tm, _: build(tm)
+
+
 CHILDREN: tuple[ChildKind, ...] = (
     ChildKind("v1", "Secret", "secrets"),
-    ChildKind("v1", "ConfigMap", "configmaps"),
+    ChildKind(
+        "v1",
+        "ConfigMap",
+        "configmaps",
+        (_monitoring(monitoring.build_dashboard_config_map, monitoring.dashboard_name),),
+    ),
     ChildKind("v1", "Service", "services"),
     ChildKind("apps/v1", "Deployment", "deployments"),
     ChildKind("apps/v1", "StatefulSet", "statefulsets"),
@@ -70,32 +102,60 @@ CHILDREN: tuple[ChildKind, ...] = (
         "autoscaling/v2",
         "HorizontalPodAutoscaler",
         "horizontalpodautoscalers",
-        WhenWanted(availability.build_hpa, api_name),
+        (WhenWanted(availability.build_hpa, api_name),),
     ),
     ChildKind(
         "policy/v1",
         "PodDisruptionBudget",
         "poddisruptionbudgets",
-        WhenWanted(availability.build_pdb, api_name),
+        (WhenWanted(_spec_only(availability.build_pdb), api_name),),
     ),
     ChildKind(
         "networking.k8s.io/v1",
         "NetworkPolicy",
         "networkpolicies",
-        WhenWanted(network.build_network_policy, api_name),
+        (WhenWanted(_spec_only(network.build_network_policy), api_name),),
     ),
     ChildKind(
         "networking.k8s.io/v1",
         "Ingress",
         "ingresses",
-        WhenWanted(network.build_ingress, api_name),
+        (WhenWanted(_spec_only(network.build_ingress), api_name),),
+    ),
+    ChildKind(
+        monitoring.MONITORING_API_VERSION,
+        "ServiceMonitor",
+        "servicemonitors",
+        (_monitoring(monitoring.build_service_monitor),),
+        crd_of=PROMETHEUS_OPERATOR,
+    ),
+    ChildKind(
+        monitoring.MONITORING_API_VERSION,
+        "PodMonitor",
+        "podmonitors",
+        (_monitoring(monitoring.build_pod_monitor),),
+        crd_of=PROMETHEUS_OPERATOR,
+    ),
+    ChildKind(
+        monitoring.MONITORING_API_VERSION,
+        "PrometheusRule",
+        "prometheusrules",
+        (_monitoring(monitoring.build_prometheus_rule),),
+        crd_of=PROMETHEUS_OPERATOR,
+    ),
+    ChildKind(
+        monitoring.GRAFANA_API_VERSION,
+        "GrafanaDashboard",
+        "grafanadashboards",
+        (_monitoring(monitoring.build_grafana_dashboard, monitoring.dashboard_name),),
+        crd_of=GRAFANA_OPERATOR,
     ),
 )
 
 
 def optional_children() -> list[tuple[ChildKind, WhenWanted]]:
-    """The optional kinds, in registry order (the order the reconcile applies them in)."""
-    return [(child, child.optional) for child in CHILDREN if child.optional is not None]
+    """The optional children, in registry order (the order the reconcile applies them in)."""
+    return [(child, when) for child in CHILDREN for when in child.optional]
 
 
 if __name__ == "__main__":

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from kubernetes import client
 from kubernetes.client import ApiClient
@@ -63,6 +65,23 @@ class KubeApi(Protocol):
         self, namespace: str, name: str, status: Mapping[str, Any]
     ) -> None: ...
 
+    def api_resources(self, api_version: str) -> frozenset[str] | None:
+        """The resource names (plurals, `pods/<metric>` in a metrics API) a group version
+        serves; None when the cluster does not serve it. Fresh within DISCOVERY_SECONDS."""
+        ...
+
+    def list_all(self, api_version: str, kind: str) -> list[Object]:
+        """Every object of a kind, in all namespaces; fresh within DISCOVERY_SECONDS."""
+        ...
+
+    def namespace_labels(self, namespace: str) -> dict[str, str]: ...
+
+
+# How long what the cluster serves (a CRD installed, a metrics adapter registered) and the
+# objects read for that are remembered: a CRD installed later is noticed this soon, without a
+# restart, and a reconcile on a cluster without it costs no request per TaskManager.
+DISCOVERY_SECONDS = 30.0
+
 
 class Kube:
     def __init__(self, api_client: ApiClient) -> None:
@@ -70,6 +89,8 @@ class Kube:
         self._dynamic = DynamicClient(api_client)
         self._custom = client.CustomObjectsApi(api_client)
         self._core = client.CoreV1Api(api_client)
+        self._discovered: Remembered[str, frozenset[str] | None] = Remembered(DISCOVERY_SECONDS)
+        self._listed: Remembered[tuple[str, str], list[Object]] = Remembered(DISCOVERY_SECONDS)
 
     def _resource(self, api_version: str, kind: str) -> Any:
         return self._dynamic.resources.get(api_version=api_version, kind=kind)
@@ -201,6 +222,60 @@ class Kube:
         self._custom.patch_namespaced_custom_object_status(
             GROUP, VERSION, namespace, PLURAL, name, {"status": dict(status)}
         )
+
+    def api_resources(self, api_version: str) -> frozenset[str] | None:
+        return self._discovered.get(api_version, lambda: self._discover(api_version))
+
+    def _discover(self, api_version: str) -> frozenset[str] | None:
+        # Not the dynamic client's discovery: it re-reads every group on each miss, and a
+        # missing CRD would be a miss on every reconcile.
+        group, _, version = api_version.rpartition("/")
+        try:
+            found = (
+                self._custom.get_api_resources(group, version)
+                if group
+                else self._core.get_api_resources()
+            )
+        except ApiException as error:
+            # 404: not served; 503: an aggregated API (a metrics adapter) that is down.
+            if error.status in (404, 503):
+                return None
+            raise
+        return frozenset(resource.name for resource in found.resources or [])
+
+    def list_all(self, api_version: str, kind: str) -> list[Object]:
+        def read() -> list[Object]:
+            items = self._resource(api_version, kind).get().to_dict().get("items") or []
+            return list(items)
+
+        return self._listed.get((api_version, kind), read)
+
+    def namespace_labels(self, namespace: str) -> dict[str, str]:
+        found = self._core.read_namespace(namespace)
+        return dict(found.metadata.labels or {})
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class Remembered(Generic[K, V]):
+    """Values remembered for a while, for reads that many reconciles share."""
+
+    def __init__(self, seconds: float) -> None:
+        self._seconds = seconds
+        self._values: dict[K, tuple[float, V]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: K, read: Callable[[], V]) -> V:
+        now = time.monotonic()
+        with self._lock:
+            if (found := self._values.get(key)) is not None and now - found[0] < self._seconds:
+                return found[1]
+        value = read()
+        with self._lock:
+            self._values[key] = (now, value)
+        return value
 
 
 def _applied_entry(obj: Object) -> Any:

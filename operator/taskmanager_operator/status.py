@@ -22,6 +22,10 @@ PAUSED = "Paused"
 # Whether Redis keeps the revocation set (a key without a TTL) under memory pressure. Advisory:
 # the API reloads it from the database when evicted, so it never makes a TaskManager Degraded.
 CACHE_EVICTION_SAFE = "CacheEvictionSafe"
+# Whether the monitoring objects exist and a Prometheus picks them up. Advisory too.
+MONITORING_READY = "MonitoringReady"
+# Whether the autoscaler gets the request-rate metric it is asked to scale on.
+AUTOSCALING_METRICS_READY = "AutoscalingMetricsReady"
 
 ConditionStatus = Literal["True", "False", "Unknown"]
 

@@ -70,6 +70,12 @@ def test_all_namespaces_is_one_cluster_role_without_namespace_rights() -> None:
     assert set(cluster_roles) == {
         "taskmanager-system-tm-taskmanager-operator",
         "taskmanager-system-tm-taskmanager-operator-kopf",
+        "taskmanager-system-tm-taskmanager-operator-monitoring-reader",
+    }
+    reader = cluster_roles["taskmanager-system-tm-taskmanager-operator-monitoring-reader"]
+    assert {(r["resources"][0], *r["verbs"]) for r in reader["rules"]} == {
+        ("prometheuses", "list"),
+        ("namespaces", "get"),
     }
     kopf_rules = cluster_roles["taskmanager-system-tm-taskmanager-operator-kopf"]["rules"]
     assert [r["resources"] for r in kopf_rules] == [["customresourcedefinitions"]]
@@ -94,8 +100,14 @@ def test_a_namespace_list_gets_a_role_in_each_namespace() -> None:
         "team-b",
         "taskmanager-system",
     }
-    # The operator's own rights are not granted cluster-wide; kopf's small ClusterRole remains.
-    (kopf,) = of_kind(objects, "ClusterRole")
+    # The operator's own rights are not granted cluster-wide; kopf's small ClusterRole remains,
+    # and the read-only one of the Prometheus objects, which live in other namespaces.
+    cluster_roles = of_kind(objects, "ClusterRole")
+    assert {r["metadata"]["name"].rpartition("-operator-")[2] for r in cluster_roles} == {
+        "kopf",
+        "monitoring-reader",
+    }
+    (kopf,) = [r for r in cluster_roles if r["metadata"]["name"].endswith("-kopf")]
     assert kopf["metadata"]["name"].endswith("-kopf")
     assert sorted(r["resources"][0] for r in kopf["rules"]) == [
         "customresourcedefinitions",

@@ -38,6 +38,10 @@ FieldPath = tuple[str, ...]
 Operation = Literal["Apply", "Update"]
 # Fields of an applied manifest that name the object rather than belong to a field manager.
 IDENTITY = frozenset({("apiVersion",), ("kind",), ("metadata", "name"), ("metadata", "namespace")})
+# The group versions every cluster serves.
+BUILT_IN = frozenset(
+    {"v1", "apps/v1", "batch/v1", "autoscaling/v2", "policy/v1", "networking.k8s.io/v1"}
+)
 # The image the local cluster's kwok stage fails (hack/kwok/stage-image-fails.yaml).
 FAILING_IMAGE = "example.invalid/taskmanager-api:fails"
 
@@ -74,6 +78,10 @@ class FakeKube:
         # Every status patch the operator sent, changed or not: a needless one is still a request.
         self.status_patches: list[Object] = []
         self.events: list[Object] = []
+        # What the cluster serves beyond the built-in groups (CRDs, aggregated APIs), by group
+        # version: the resource names; `serve` and `unserve` install and remove them.
+        self.served: dict[str, frozenset[str]] = {}
+        self.labels_of_namespaces: dict[str, dict[str, str]] = {}
 
     # -- KubeApi: what the operator calls ----------------------------------------------------
 
@@ -144,7 +152,27 @@ class FakeKube:
             stored.resource_version = next(self._counter)
             self.writes.append(f"status {KIND} {name}")
 
+    def api_resources(self, api_version: str) -> frozenset[str] | None:
+        if api_version in self.served:
+            return self.served[api_version]
+        return frozenset() if api_version in BUILT_IN else None
+
+    def list_all(self, api_version: str, kind: str) -> list[Object]:
+        return [
+            _render(stored)
+            for (v, k, _, _), stored in sorted(self._objects.items())
+            if (v, k) == (api_version, kind)
+        ]
+
+    def namespace_labels(self, namespace: str) -> dict[str, str]:
+        default = {"kubernetes.io/metadata.name": namespace}
+        return self.labels_of_namespaces.get(namespace, default)
+
     # -- the other actors: a user and the controllers ----------------------------------------
+
+    def serve(self, api_version: str, *resources: str) -> None:
+        """A CRD (or an aggregated API) installed: the group version serves these names."""
+        self.served[api_version] = self.served.get(api_version, frozenset()) | set(resources)
 
     def create(self, manifest: Mapping[str, Any], manager: str = "kubectl-create") -> Object:
         if _key(manifest) in self._objects:

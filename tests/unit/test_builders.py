@@ -21,6 +21,7 @@ from taskmanager_operator.builders.common import (
     DATABASE,
     MIGRATION,
     SECRETS_DIR,
+    Capabilities,
     Manifest,
     checksum,
     image,
@@ -36,6 +37,7 @@ from taskmanager_operator.builders.secrets import (
     REDIS_PASSWORD,
     REDIS_URL,
 )
+from taskmanager_operator.children import optional_children
 from taskmanager_operator.resource import TaskManager
 
 NAME = "demo"
@@ -130,13 +132,7 @@ def volume(workload: Manifest, name: str) -> dict[str, Any]:
 def children(tm: TaskManager) -> Iterator[Manifest]:
     """Every child the builders render for one TaskManager."""
     generated = secret_builder.build_generated_secret(tm, token=Tokens())
-    optional = [
-        generated,
-        availability.build_hpa(tm),
-        availability.build_pdb(tm),
-        network.build_network_policy(tm),
-        network.build_ingress(tm),
-    ]
+    optional = [generated] + [when.build(tm, Capabilities()) for _, when in optional_children()]
     yield from (child for child in optional if child is not None)
     yield config.build_config_map(tm)
     yield deployment(tm)
@@ -704,7 +700,7 @@ def test_endpoint_is_the_services_cluster_dns_name() -> None:
 
 
 def test_no_autoscaler_unless_enabled() -> None:
-    assert availability.build_hpa(taskmanager()) is None
+    assert availability.build_hpa(taskmanager(), Capabilities()) is None
 
 
 def test_autoscaler_scales_the_api_deployment_on_cpu_and_memory() -> None:
@@ -720,7 +716,7 @@ def test_autoscaler_scales_the_api_deployment_on_cpu_and_memory() -> None:
             }
         }
     )
-    hpa = availability.build_hpa(tm)
+    hpa = availability.build_hpa(tm, Capabilities())
     assert hpa is not None
     assert hpa["apiVersion"] == "autoscaling/v2"
     spec = hpa["spec"]
@@ -743,12 +739,15 @@ def test_autoscaler_scales_the_api_deployment_on_cpu_and_memory() -> None:
 
 
 def test_autoscaler_defaults_and_cpu_only() -> None:
-    default = availability.build_hpa(taskmanager({"autoscaling": {"enabled": True}}))
+    default = availability.build_hpa(
+        taskmanager({"autoscaling": {"enabled": True}}), Capabilities()
+    )
     assert default is not None
     assert (default["spec"]["minReplicas"], default["spec"]["maxReplicas"]) == (2, 10)
     assert default["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 300
     cpu_only = availability.build_hpa(
-        taskmanager({"autoscaling": {"enabled": True, "targetMemoryUtilizationPercentage": None}})
+        taskmanager({"autoscaling": {"enabled": True, "targetMemoryUtilizationPercentage": None}}),
+        Capabilities(),
     )
     assert cpu_only is not None
     assert [m["resource"]["name"] for m in cpu_only["spec"]["metrics"]] == ["cpu"]

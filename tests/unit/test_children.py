@@ -7,12 +7,20 @@ from __future__ import annotations
 import kopf
 import pytest
 
+from taskmanager_operator.builders.common import Capabilities
 from taskmanager_operator.children import CHILDREN, ChildKind, WhenWanted, optional_children
 from taskmanager_operator.handlers import OWNED
 from tests.unit.test_builders import EVERYTHING_ON, children, taskmanager
 
-# Every optional child off: no autoscaling, one replica (no budget), no policy, no Ingress.
-EVERYTHING_OFF = {"replicas": 1, "networkPolicy": {"enabled": False}}
+# Every optional child off: no autoscaling, one replica (no budget), no policy, no Ingress, no
+# monitoring.
+EVERYTHING_OFF = {
+    "replicas": 1,
+    "networkPolicy": {"enabled": False},
+    "monitoring": {"enabled": False},
+}
+# A ServiceMonitor and a PodMonitor exclude each other: every option on, either way.
+ALL_ON = [EVERYTHING_ON, EVERYTHING_ON | {"monitoring": {"scrape": "PodMonitor"}}]
 
 
 def test_kopf_watches_every_kind_of_child_and_nothing_else() -> None:
@@ -30,7 +38,11 @@ def test_kopf_watches_every_kind_of_child_and_nothing_else() -> None:
 
 def test_the_builders_make_exactly_the_registered_kinds() -> None:
     # A kind missing here would be made but neither watched nor granted by the chart.
-    built = {(child["apiVersion"], child["kind"]) for child in children(taskmanager(EVERYTHING_ON))}
+    built = {
+        (child["apiVersion"], child["kind"])
+        for spec in ALL_ON
+        for child in children(taskmanager(spec))
+    }
     assert built == {(child.api_version, child.kind) for child in CHILDREN}
 
 
@@ -45,9 +57,10 @@ def test_the_registry_names_each_kind_once() -> None:
 def test_an_optional_child_is_deleted_under_the_name_and_kind_it_was_built_with(
     child: ChildKind, when: WhenWanted
 ) -> None:
-    tm = taskmanager(EVERYTHING_ON)
-    manifest = when.build(tm)
+    built = [(tm, when.build(tm, Capabilities())) for tm in map(taskmanager, ALL_ON)]
+    tm, manifest = next(((tm, m) for tm, m in built if m is not None), built[0])
     assert manifest is not None, f"{child.kind} is not built with every option on"
     assert (manifest["apiVersion"], manifest["kind"]) == (child.api_version, child.kind)
     assert manifest["metadata"]["name"] == when.name(tm)
-    assert when.build(taskmanager(EVERYTHING_OFF)) is None, f"{child.kind} cannot be turned off"
+    off = when.build(taskmanager(EVERYTHING_OFF), Capabilities())
+    assert off is None, f"{child.kind} cannot be turned off"

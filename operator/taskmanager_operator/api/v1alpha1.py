@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict
 
+from taskmanager_api.metric_contract import LATENCY_BUCKETS
+
 GROUP = "taskmanager.dev"
 VERSION = "v1alpha1"
 KIND = "TaskManager"
@@ -122,6 +124,11 @@ class Autoscaling(Model):
     """Average CPU use, in percent of the request, that the autoscaler aims for."""
     target_memory_utilization_percentage: int | None = Field(default=80, ge=1, le=100)
     """Average memory use, in percent of the request, that the autoscaler aims for."""
+    target_requests_per_second: int | None = Field(default=100, ge=1, le=1_000_000)
+    """Requests per second per pod that the autoscaler aims for, through the custom metrics API
+    (a Pods metric `taskmanager_http_requests_per_second`, served by an adapter such as
+    prometheus-adapter). Used only while that API serves the metric: an autoscaler whose metric
+    is missing never scales down, so it is left out then, with a condition saying so."""
     scale_down_stabilization_seconds: int = Field(default=300, ge=0, le=3600)
     """How long load must stay low before the autoscaler removes pods."""
 
@@ -241,6 +248,98 @@ class RateLimits(Model):
     """Login attempts per minute per user name."""
 
 
+# Prometheus durations as the monitoring objects take them (`30s`, `1m`).
+SCRAPE_INTERVAL_PATTERN = r"^[1-9][0-9]*(s|m)$"
+LABEL_NAME_PATTERN = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
+# Where an alert's runbook_url points when spec.monitoring.alerts.runbookBaseURL is unset: the
+# runbooks in the repository's docs/runbooks/, one <Alert>.md each.
+DEFAULT_RUNBOOK_BASE_URL = (
+    "https://github.com/taskmanager-operator/taskmanager-operator/blob/main/docs/runbooks/"
+)
+LabelMap = Annotated[
+    dict[Annotated[str, Field(max_length=317)], Annotated[str, Field(max_length=63)]],
+    Field(max_length=32),
+]
+
+
+class Alerts(Model):
+    enabled: bool = True
+    """Generate the alerting rules (the recording rules the dashboard reads are kept either way)."""
+    labels: LabelMap = {}
+    """Extra labels on every alert, for Alertmanager's routing (`team: payments`)."""
+    runbook_base_url: str = Field(
+        default=DEFAULT_RUNBOOK_BASE_URL,
+        min_length=1,
+        max_length=512,
+        pattern=r"^https?://",
+        alias="runbookBaseURL",
+    )
+    """Each alert's runbook_url is this plus `<AlertName>.md`; point it at a mirror of the
+    runbooks when the default is out of reach."""
+    error_rate_percent: float = Field(default=5.0, gt=0, le=100)
+    """TaskManagerHighErrorRate fires when more than this percent of requests fail with 5xx."""
+    latency_p95_seconds: float = Field(default=0.5, gt=0, le=60)
+    """TaskManagerHighLatency fires when the 95th percentile latency is above this."""
+    min_requests_per_second: float = Field(default=1.0, ge=0, le=1_000_000)
+    """Traffic guard: the error-rate and latency alerts stay quiet below this request rate."""
+    db_pool_saturation_percent: int = Field(default=90, ge=1, le=100)
+    """TaskManagerDatabasePoolSaturated fires above this use of the connection pool."""
+    memory_percent: int = Field(default=90, ge=1, le=100)
+    """TaskManagerMemoryNearLimit fires when a pod uses more than this percent of its limit."""
+    cpu_throttled_percent: int = Field(default=25, ge=1, le=100)
+    """TaskManagerCPUThrottled fires when more than this percent of CPU periods are throttled."""
+    restarts_per_hour: int = Field(default=3, ge=1, le=1000)
+    """TaskManagerPodsRestarting fires at this many container restarts within an hour."""
+
+
+class Slo(Model):
+    model_config = cel_rules(
+        cel(
+            f"self.latencyThresholdSeconds in {list(LATENCY_BUCKETS)}",
+            "latencyThresholdSeconds must be one of the API's latency buckets: "
+            + ", ".join(f"{bound:g}" for bound in LATENCY_BUCKETS),
+            ".latencyThresholdSeconds",
+        )
+    )
+
+    availability_percent: float = Field(default=99.9, ge=50, lt=100)
+    """Share of requests (probes and scrapes excluded) that must not fail with 5xx, over 30 days."""
+    latency_threshold_seconds: float = Field(default=0.25, gt=0, le=10)
+    """A request slower than this counts against the latency objective; one of the API's latency
+    buckets (0.002 to 10)."""
+    latency_percent: float = Field(default=99.0, ge=50, lt=100)
+    """Share of requests that must be faster than latencyThresholdSeconds, over 30 days."""
+
+
+class Dashboards(Model):
+    enabled: bool = True
+    """A Grafana dashboard in a ConfigMap labelled for Grafana's sidecar, and a GrafanaDashboard
+    when grafana-operator's API is served."""
+    folder: str | None = Field(default=None, min_length=1, max_length=128)
+    """Grafana folder for the dashboard (the sidecar's folder annotation)."""
+    grafana_instance_labels: LabelMap = Field(default_factory=lambda: {"dashboards": "grafana"})
+    """Labels of the Grafana instances a GrafanaDashboard is for (its instanceSelector)."""
+
+
+class Monitoring(Model):
+    enabled: bool = True
+    """Create the monitoring objects below; false removes them all."""
+    scrape: Literal["ServiceMonitor", "PodMonitor", "None"] = "ServiceMonitor"
+    """How Prometheus (through prometheus-operator) finds the API pods: a ServiceMonitor, a
+    PodMonitor, or None for no scrape object."""
+    interval: str = Field(default="30s", pattern=SCRAPE_INTERVAL_PATTERN, max_length=8)
+    """Scrape interval (`30s`, `1m`)."""
+    labels: LabelMap = {}
+    """Extra labels on the scrape object, the PrometheusRule and the dashboards. kube-prometheus-
+    stack selects only objects labelled `release: <its release name>`."""
+    alerts: Alerts = Field(default_factory=Alerts)
+    """Alerting rules and their thresholds."""
+    slo: Slo = Field(default_factory=Slo)
+    """Service level objectives the burn-rate alerts and the dashboard measure."""
+    dashboards: Dashboards = Field(default_factory=Dashboards)
+    """Grafana dashboards."""
+
+
 class TaskManagerSpec(Model):
     """Desired state of a task-manager API installation."""
 
@@ -276,6 +375,8 @@ class TaskManagerSpec(Model):
     """PodDisruptionBudget for the API pods (created when more than one pod can run)."""
     rate_limits: RateLimits = Field(default_factory=RateLimits)
     """Request rate limits the API enforces."""
+    monitoring: Monitoring = Field(default_factory=Monitoring)
+    """Prometheus scraping, alerting and recording rules, and Grafana dashboards."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     """Log level of the API."""
     paused: bool = False
@@ -297,6 +398,14 @@ class Condition(Model):
     """The spec generation the condition was computed from."""
 
 
+class MonitoringStatus(Model):
+    objects: list[str] = []
+    """The monitoring objects that exist, as `Kind/name`."""
+    selected_by: list[str] = []
+    """The Prometheus objects (`namespace/name`) whose selectors pick up the scrape object or
+    the rules."""
+
+
 class TaskManagerStatus(Model):
     """Observed state, written by the operator."""
 
@@ -316,6 +425,8 @@ class TaskManagerStatus(Model):
     """Version of the API that is serving."""
     endpoint: str | None = None
     """In-cluster URL of the API."""
+    monitoring: MonitoringStatus | None = None
+    """The monitoring objects, and which Prometheus picks them up."""
 
 
 def to_manifest(model: BaseModel) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from typing import Any
 
 from taskmanager_operator.builders.common import (
     API,
+    Capabilities,
     Manifest,
     api_name,
     metadata,
@@ -13,8 +14,25 @@ from taskmanager_operator.builders.common import (
 )
 from taskmanager_operator.resource import TaskManager
 
+# The Pods metric of the custom metrics API that the autoscaler can scale on: the per-pod rate
+# of taskmanager_http_requests_total, as an adapter (prometheus-adapter) serves it; the rule that
+# makes it is in docs/monitoring.md.
+REQUESTS_PER_SECOND_METRIC = "taskmanager_http_requests_per_second"
+CUSTOM_METRICS_API = "custom.metrics.k8s.io/v1beta2"
 
-def build_hpa(tm: TaskManager) -> Manifest | None:
+
+def request_rate_metric_wanted(tm: TaskManager) -> bool:
+    autoscaling = tm.spec.autoscaling
+    return autoscaling.enabled and autoscaling.target_requests_per_second is not None
+
+
+def request_rate_metric_served(capabilities: Capabilities) -> bool:
+    return f"pods/{REQUESTS_PER_SECOND_METRIC}" in capabilities.pod_metrics
+
+
+def build_hpa(tm: TaskManager, capabilities: Capabilities) -> Manifest | None:
+    """CPU, memory, and the request rate while the custom metrics API serves it: an autoscaler
+    with a metric it cannot read stops scaling down."""
     autoscaling = tm.spec.autoscaling
     if not autoscaling.enabled:
         return None
@@ -31,6 +49,19 @@ def build_hpa(tm: TaskManager) -> Manifest | None:
     metrics = [utilization("cpu", autoscaling.target_cpu_utilization_percentage)]
     if autoscaling.target_memory_utilization_percentage is not None:
         metrics.append(utilization("memory", autoscaling.target_memory_utilization_percentage))
+    if request_rate_metric_wanted(tm) and request_rate_metric_served(capabilities):
+        metrics.append(
+            {
+                "type": "Pods",
+                "pods": {
+                    "metric": {"name": REQUESTS_PER_SECOND_METRIC},
+                    "target": {
+                        "type": "AverageValue",
+                        "averageValue": str(autoscaling.target_requests_per_second),
+                    },
+                },
+            }
+        )
     return {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",

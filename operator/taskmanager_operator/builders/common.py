@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from taskmanager_operator.resource import TaskManager
@@ -30,6 +31,14 @@ REDIS_MAXMEMORY_MIB = 192
 SECRETS_DIR = "/var/run/secrets/taskmanager"
 
 Manifest = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What the cluster serves that the shape of a child depends on, read before building."""
+
+    # The metrics the custom metrics API serves for pods (`pods/<metric>` resources there).
+    pod_metrics: frozenset[str] = frozenset()
 
 
 def api_name(tm: TaskManager) -> str:

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 
-from taskmanager_operator.builders.common import Manifest
-from taskmanager_operator.children import optional_children
+from taskmanager_operator.builders.common import Capabilities, Manifest
+from taskmanager_operator.children import ChildKind, optional_children
 from taskmanager_operator.k8s import KubeApi, Object
 from taskmanager_operator.reconcile.outcome import Event
 from taskmanager_operator.resource import TaskManager
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Applied:
+    """The optional children as the API server has them, and the kinds it does not serve."""
+
+    objects: list[Object] = field(default_factory=list)
+    unserved: list[ChildKind] = field(default_factory=list)
 
 
 class Applier:
@@ -51,14 +60,24 @@ class Applier:
         workload_status = applied[0].get("status") or {}
         return int(workload_status.get("readyReplicas") or 0) >= 1
 
-    def optional(self) -> None:
-        """Apply each optional child the spec asks for; delete the ones it no longer wants."""
+    def optional(self, capabilities: Capabilities) -> Applied:
+        """Apply each optional child the spec asks for; delete the ones it no longer wants.
+
+        A kind the cluster does not serve is skipped (nothing of it can exist to delete)."""
         tm = self.tm
+        applied = Applied()
         for child, when in optional_children():
-            manifest = when.build(tm)
+            served = child.crd_of is None or self.kube.api_resources(child.api_version) is not None
+            manifest = when.build(tm, capabilities)
+            if manifest is not None and not served:
+                applied.unserved.append(child)
+                continue
             if manifest is not None:
-                self.apply(manifest)
+                applied.objects.append(self.apply(manifest))
+                continue
+            if not served:
                 continue
             name = when.name(tm)
             if self.kube.delete_owned(child.api_version, child.kind, tm.namespace, name, tm.uid):
                 self.events.append(Event("Normal", "Deleted", f"Deleted {child.kind} {name}"))
+        return applied

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from taskmanager_operator import status as st
 
@@ -27,6 +27,8 @@ class Outcome:
     # False once the TaskManager is gone: nothing more to do for it.
     exists: bool = True
     uid: str | None = None
+    # Whether the status just written says Ready=True (None when the TaskManager is gone).
+    ready: bool | None = None
 
 
 @dataclass
@@ -37,3 +39,5 @@ class Observed:
     replicas: int | None = None
     ready_replicas: int | None = None
     version: str | None = None
+    # status.monitoring: the monitoring objects and the Prometheus objects that pick them up.
+    monitoring: dict[str, Any] | None = None

@@ -20,7 +20,7 @@ from taskmanager_operator.builders.common import (
     image,
 )
 from taskmanager_operator.k8s import KubeApi, Object
-from taskmanager_operator.reconcile import migration_gate, observe
+from taskmanager_operator.reconcile import migration_gate, monitoring, observe
 from taskmanager_operator.reconcile.apply import Applier
 from taskmanager_operator.reconcile.outcome import Observed, Outcome
 from taskmanager_operator.reconcile.secret_refs import (
@@ -58,6 +58,10 @@ class Reconciler:
             observed = self._converge(tm, outcome)
             phase = observe.phase(observed.conditions)
         outcome.events += write_status(self.kube, tm, body, observed, phase)
+        outcome.ready = any(
+            condition.type == st.READY and condition.status == "True"
+            for condition in observed.conditions
+        )
         return outcome
 
     def _converge(self, tm: TaskManager, outcome: Outcome) -> Observed:
@@ -122,7 +126,12 @@ class Reconciler:
                 api.build_deployment(tm, image=gate.serve, rollout_checksum=rollout_checksum)
             )
         applier.apply(api.build_service(tm))
-        applier.optional()
+        capabilities = monitoring.capabilities(self.kube)
+        optional = applier.optional(capabilities)
+        observed.conditions += monitoring.autoscaling_condition(tm, capabilities)
+        seen_monitoring = monitoring.observe_monitoring(self.kube, tm, optional)
+        observed.conditions += seen_monitoring.conditions
+        observed.monitoring = seen_monitoring.status
         seen = observe.observe_api(
             deployment,
             gate.serve,

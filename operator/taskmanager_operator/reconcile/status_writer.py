@@ -17,7 +17,14 @@ from taskmanager_operator.reconcile.outcome import Event, Observed
 from taskmanager_operator.resource import TaskManager
 
 # A condition entering one of these (type, status) posts a Warning event with its reason.
-WARNED_STATES = frozenset({(st.DEGRADED, "True"), (st.CACHE_EVICTION_SAFE, "False")})
+WARNED_STATES = frozenset(
+    {
+        (st.DEGRADED, "True"),
+        (st.CACHE_EVICTION_SAFE, "False"),
+        (st.MONITORING_READY, "False"),
+        (st.AUTOSCALING_METRICS_READY, "False"),
+    }
+)
 
 
 def write_status(
@@ -51,7 +58,13 @@ def next_status(
         status["replicas"] = previous.get("replicas", 0)
         status["readyReplicas"] = previous.get("readyReplicas", 0)
     status["version"] = observed.version or previous.get("version")
+    status["monitoring"] = observed.monitoring
     status = {key: value for key, value in status.items() if value is not None}
+    if phase == "Paused" and "monitoring" in previous:
+        status["monitoring"] = previous["monitoring"]
+    elif previous.get("monitoring") is not None and "monitoring" not in status:
+        # The status is a merge patch: a key left out would stay; null removes it.
+        status["monitoring"] = None
     # Paused observes no pods: it says what the last reconcile that looked at them found.
     if phase == "Paused":
         status["replicas"] = previous.get("replicas", 0)
