@@ -110,6 +110,7 @@ manifests: $(VENV)/.installed ## Generate the CRD in crds/ from the pydantic mod
 	@mkdir -p charts/taskmanager-operator/files/crds
 	@rm -f charts/taskmanager-operator/files/crds/*.yaml
 	@cp crds/*.yaml charts/taskmanager-operator/files/crds/
+	@$(PY) -m taskmanager_operator.monitoring.operator_rules charts/taskmanager-operator/files/monitoring
 	@$(PY) -m tests.unit.test_chart_readme
 
 ##@ Image

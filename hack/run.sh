@@ -31,7 +31,7 @@ kubectl apply -f samples/taskmanager.yaml
 kubectl wait --for=jsonpath='{.status.phase}'=Ready tm/demo --timeout=180s
 kubectl get tm demo
 # Every kind of child, from the operator's registry (an assignment, so set -e sees a failure).
-children=$(.venv/bin/python -m taskmanager_operator.children)
+children=$(.venv/bin/python -m taskmanager_operator.children --served)
 kubectl get "$children" -l app.kubernetes.io/instance=demo
 echo
 echo "kubectl describe tm demo   # conditions and events"

@@ -11,16 +11,22 @@ _helpers.tpl. A kind served only where another project's CRDs are installed name
 (`crd_of`): the reconcile skips it while the cluster does not serve it, and picks it up within a
 minute of its CRD's installation.
 
-`python -m taskmanager_operator.children` prints the kinds as `kubectl get` takes them.
+`python -m taskmanager_operator.children` prints the kinds as `kubectl get` takes them; with
+`--served`, only those the cluster of the current kubeconfig serves.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from kubernetes import config
+from kubernetes.client import ApiClient
+
 from taskmanager_operator.builders import availability, monitoring, network
 from taskmanager_operator.builders.common import Capabilities, Manifest, api_name
+from taskmanager_operator.k8s import Kube
 from taskmanager_operator.resource import TaskManager
 
 # What the operator does with every kind of child, so what the chart must grant for each: kopf
@@ -158,5 +164,17 @@ def optional_children() -> list[tuple[ChildKind, WhenWanted]]:
     return [(child, when) for child in CHILDREN for when in child.optional]
 
 
+def _served_children() -> list[ChildKind]:
+    """The kinds the cluster of the current kubeconfig serves (`kubectl get` fails on others)."""
+    config.load_kube_config()
+    kube = Kube(ApiClient())
+    return [
+        child
+        for child in CHILDREN
+        if child.crd_of is None or kube.api_resources(child.api_version) is not None
+    ]
+
+
 if __name__ == "__main__":
-    print(",".join(child.resource for child in CHILDREN))
+    kinds = _served_children() if "--served" in sys.argv[1:] else CHILDREN
+    print(",".join(child.resource for child in kinds))

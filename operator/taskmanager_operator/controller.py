@@ -29,11 +29,17 @@ class Controller:
 
     def enqueue(self, namespace: str, name: str) -> None:
         self.queue.add((namespace, name))
-        metrics.QUEUE_DEPTH.set(len(self.queue))
+        self._report_queue_depth()
+
+    def _report_queue_depth(self) -> None:
+        # A replica standing by keeps every key until it leads: no backlog of its workers.
+        metrics.QUEUE_DEPTH.set(len(self.queue) if self.leading.is_set() else 0)
 
     def forget(self, namespace: str, name: str) -> None:
         self.queue.forget((namespace, name))
         self._failures.pop((namespace, name), None)
+        # A deleted TaskManager's series go with it: a Ready gauge left behind would alert forever.
+        metrics.forget(namespace, name)
 
     def start(self) -> None:
         self._workers = [
@@ -62,7 +68,7 @@ class Controller:
                 self.queue.done(key)
                 self.queue.add_after(key, self.settings.retry_seconds)
                 continue
-            metrics.QUEUE_DEPTH.set(len(self.queue))
+            self._report_queue_depth()
             try:
                 await self._reconcile(key)
             except Exception:
@@ -93,6 +99,8 @@ class Controller:
         if not outcome.exists:
             self.forget(namespace, name)
             return
+        if outcome.ready is not None:
+            metrics.TASKMANAGER_READY.labels(namespace, name).set(1 if outcome.ready else 0)
         if outcome.retry_reason is not None:
             delay = self._backoff(key)
             metrics.RECONCILES.labels(namespace, name, "retry").inc()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -88,6 +89,32 @@ async def _child_event(body: kopf.Body, namespace: str | None, memo: Any, **_: A
     for owner in body.metadata.get("ownerReferences") or []:
         if owner.get("kind") == KIND and owner.get("apiVersion") == f"{GROUP}/{VERSION}":
             controller.enqueue(namespace, owner["name"])
+
+
+@kopf.index(GROUP, VERSION, PLURAL)
+async def taskmanager_keys(
+    namespace: str | None, name: str, **_: Any
+) -> dict[None, tuple[str, str]]:
+    """Every TaskManager kopf has seen, for the reconciles a cluster-wide change calls for."""
+    return {None: (namespace or "", name)}
+
+
+# The API groups of the children that only some clusters serve (prometheus-operator's, ...).
+OPTIONAL_GROUPS = frozenset(child.group for child in CHILDREN if child.crd_of is not None)
+
+
+@kopf.on.event("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+async def crd_event(body: kopf.Body, memo: Any, **kwargs: Any) -> None:
+    """A CRD of an optional child installed, established or removed: every TaskManager gets or
+    drops those children now, not at its next resync, and without a restart."""
+    if (body.get("spec") or {}).get("group") not in OPTIONAL_GROUPS:
+        return
+    controller: Controller = memo["controller"]
+    # Off the event loop: it re-reads the API server's discovery.
+    await asyncio.to_thread(controller.reconciler.kube.rediscover)
+    known: kopf.Index[None, tuple[str, str]] = kwargs["taskmanager_keys"]
+    for namespace, name in known.get(None, []):
+        controller.enqueue(namespace, name)
 
 
 # Every kind of child in the registry: a change to any of them (a manual edit, a deletion, a

@@ -20,6 +20,7 @@ from kubernetes import client
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 
 from taskmanager_operator.api.v1alpha1 import GROUP, KIND, PLURAL, VERSION
 from taskmanager_operator.settings import FIELD_MANAGER
@@ -76,6 +77,10 @@ class KubeApi(Protocol):
 
     def namespace_labels(self, namespace: str) -> dict[str, str]: ...
 
+    def rediscover(self) -> None:
+        """Forget what api_resources and list_all remembered: a CRD came or went."""
+        ...
+
 
 # How long what the cluster serves (a CRD installed, a metrics adapter registered) and the
 # objects read for that are remembered: a CRD installed later is noticed this soon, without a
@@ -91,9 +96,12 @@ class Kube:
         self._core = client.CoreV1Api(api_client)
         self._discovered: Remembered[str, frozenset[str] | None] = Remembered(DISCOVERY_SECONDS)
         self._listed: Remembered[tuple[str, str], list[Object]] = Remembered(DISCOVERY_SECONDS)
+        self._discovery_lock = threading.Lock()
 
     def _resource(self, api_version: str, kind: str) -> Any:
-        return self._dynamic.resources.get(api_version=api_version, kind=kind)
+        # The dynamic client's discovery cache is not thread-safe: reconciles run in threads.
+        with self._discovery_lock:
+            return self._dynamic.resources.get(api_version=api_version, kind=kind)
 
     def get(self, api_version: str, kind: str, namespace: str, name: str) -> Object | None:
         try:
@@ -245,10 +253,20 @@ class Kube:
 
     def list_all(self, api_version: str, kind: str) -> list[Object]:
         def read() -> list[Object]:
-            items = self._resource(api_version, kind).get().to_dict().get("items") or []
-            return list(items)
+            try:
+                found = self._resource(api_version, kind).get()
+            except (ResourceNotFoundError, NotFoundError):
+                return []  # the kind's CRD is not (or no longer) installed: there are none
+            return list(found.to_dict().get("items") or [])
 
         return self._listed.get((api_version, kind), read)
+
+    def rediscover(self) -> None:
+        self._discovered.clear()
+        self._listed.clear()
+        # The dynamic client refreshes on a miss, not on a kind that went away.
+        with self._discovery_lock:
+            self._dynamic.resources.invalidate_cache()
 
     def namespace_labels(self, namespace: str) -> dict[str, str]:
         found = self._core.read_namespace(namespace)
@@ -276,6 +294,10 @@ class Remembered(Generic[K, V]):
         with self._lock:
             self._values[key] = (now, value)
         return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._values.clear()
 
 
 def _applied_entry(obj: Object) -> Any:

@@ -18,3 +18,17 @@ RECONCILE_DURATION = Histogram(
 QUEUE_DEPTH = Gauge(
     "taskmanager_operator_queue_depth", "TaskManagers waiting for a reconcile worker."
 )
+TASKMANAGER_READY = Gauge(
+    "taskmanager_operator_taskmanager_ready",
+    "1 while the TaskManager's Ready condition is True, 0 otherwise, as of its last reconcile "
+    "(no series once it is deleted).",
+    ["namespace", "name"],
+)
+
+
+def forget(namespace: str, name: str) -> None:
+    """Drop every series of a TaskManager that is gone, so none outlives it."""
+    TASKMANAGER_READY.remove(namespace, name)
+    RECONCILE_DURATION.remove(namespace, name)
+    for result in ("success", "retry", "error"):
+        RECONCILES.remove(namespace, name, result)

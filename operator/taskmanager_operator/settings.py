@@ -34,6 +34,12 @@ class OperatorSettings(BaseSettings):
         description="How long an external Redis's maxmemory-policy is remembered before it is "
         "read again.",
     )
+    selection_recheck_seconds: float = Field(
+        default=60,
+        gt=0,
+        description="How soon a TaskManager whose monitoring objects no Prometheus selects is "
+        "looked at again (Prometheus objects may live in namespaces the operator does not watch).",
+    )
     workers: int = Field(default=4, ge=1, le=64, description="Reconciles that run at once.")
     metrics_port: int = Field(default=8081, ge=0, le=65535, description="0 turns metrics off.")
     leader_election_namespace: str | None = Field(

@@ -84,6 +84,7 @@ def test_the_operator_suite_passes_with_only_the_charts_rbac(
             "-m",
             "pytest",
             "tests/cluster/test_operator.py",
+            "tests/cluster/test_monitoring.py",
             "-q",
             "-p",
             "no:cacheprovider",

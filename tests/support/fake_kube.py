@@ -164,6 +164,9 @@ class FakeKube:
             if (v, k) == (api_version, kind)
         ]
 
+    def rediscover(self) -> None:
+        """Nothing is remembered here: every call reads the current state."""
+
     def namespace_labels(self, namespace: str) -> dict[str, str]:
         default = {"kubernetes.io/metadata.name": namespace}
         return self.labels_of_namespaces.get(namespace, default)

@@ -30,7 +30,11 @@ JsonSchema = dict[str, Any]
 _DROPPED_KEYS = {"title", "additionalProperties", "$defs"}
 
 
-def _resolve(schema: JsonSchema, defs: dict[str, JsonSchema]) -> JsonSchema:
+_EXCLUSIVE_BOUNDS = {"exclusiveMinimum": "minimum", "exclusiveMaximum": "maximum"}
+
+
+def _unwrap(schema: JsonSchema, defs: dict[str, JsonSchema]) -> JsonSchema | None:
+    """A `$ref` or an optional (`X | None`) resolved to its schema; None when it is neither."""
     if "$ref" in schema:
         target = defs[schema["$ref"].rsplit("/", 1)[-1]]
         extra = {k: v for k, v in schema.items() if k != "$ref"}
@@ -44,8 +48,16 @@ def _resolve(schema: JsonSchema, defs: dict[str, JsonSchema]) -> JsonSchema:
         if extra.get("default", ...) is None:
             del extra["default"]
         return _resolve({**variants[0], **extra}, defs)
+    return None
 
+
+def _resolve(schema: JsonSchema, defs: dict[str, JsonSchema]) -> JsonSchema:
+    if (unwrapped := _unwrap(schema, defs)) is not None:
+        return unwrapped
     out: JsonSchema = {}
+    # A map's value schema stays (`dict[str, str]`); `false` (extra="forbid") is implied.
+    if isinstance(values := schema.get("additionalProperties"), dict):
+        out["additionalProperties"] = _resolve(values, defs)
     for key, value in schema.items():
         if key in _DROPPED_KEYS:
             continue
@@ -61,6 +73,9 @@ def _resolve(schema: JsonSchema, defs: dict[str, JsonSchema]) -> JsonSchema:
                     resolved["default"] = _materialized_default(resolved)
         elif key == "items":
             out[key] = _resolve(value, defs)
+        elif key in _EXCLUSIVE_BOUNDS:
+            # JSON Schema's number form; the API server's OpenAPI v3 takes the bound and a flag.
+            out.update({_EXCLUSIVE_BOUNDS[key]: value, key: True})
         else:
             out[key] = value
     return out

@@ -256,10 +256,8 @@ LABEL_NAME_PATTERN = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
 DEFAULT_RUNBOOK_BASE_URL = (
     "https://github.com/taskmanager-operator/taskmanager-operator/blob/main/docs/runbooks/"
 )
-LabelMap = Annotated[
-    dict[Annotated[str, Field(max_length=317)], Annotated[str, Field(max_length=63)]],
-    Field(max_length=32),
-]
+# Label keys and values as Kubernetes takes them (the API server checks them again on each object).
+LabelMap = Annotated[dict[str, Annotated[str, Field(max_length=63)]], Field(max_length=32)]
 
 
 class Alerts(Model):

@@ -64,9 +64,11 @@ def rows(scope: Scope, monitoring: Monitoring) -> list[Row]:
     error_budget = round(1 - slo.availability_percent / 100, 10)
     latency_budget = round(1 - slo.latency_percent / 100, 10)
     window = series.SLO_WINDOW
+    # 100%, not no data, while no request has failed with a 5xx (their series do not exist yet).
+    served = f"sum(increase({requests}{{{traffic}}}[{window}]))"
     availability = (
-        f'1 - (\nsum(increase({requests}{{{traffic}, status=~"5.."}}[{window}]))\n/\n'
-        f"sum(increase({requests}{{{traffic}}}[{window}]))\n)"
+        f'1 - (\n(\nsum(increase({requests}{{{traffic}, status=~"5.."}}[{window}]))\n'
+        f"or\n0 * {served}\n)\n/\n{served}\n)"
     )
     deployment = f'namespace="{scope.namespace}", deployment="{scope.job}"'
     hpa = f'namespace="{scope.namespace}", horizontalpodautoscaler="{scope.job}"'

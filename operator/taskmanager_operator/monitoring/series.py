@@ -59,9 +59,11 @@ def request_rate(scope: Scope, window: str, matchers: str = "") -> str:
 
 
 def error_ratio(scope: Scope, window: str) -> str:
-    """Share of user requests answered with a 5xx."""
+    """Share of user requests answered with a 5xx: 0, not no data, while none failed (a status
+    label no request has had has no series, so the 5xx rate alone would be empty)."""
+    total = request_rate(scope, window)
     failed = request_rate(scope, window, 'status=~"5.."')
-    return f"{failed}\n/\n{request_rate(scope, window)}"
+    return f"(\n{failed}\nor\n0 * {total}\n)\n/\n{total}"
 
 
 def slow_ratio(scope: Scope, window: str, threshold_seconds: float) -> str:

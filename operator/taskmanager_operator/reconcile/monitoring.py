@@ -36,6 +36,15 @@ class MonitoringSeen:
     # status.monitoring, or None when monitoring is off.
     status: dict[str, Any] | None = None
 
+    @property
+    def awaits_selection(self) -> bool:
+        """Waiting for a Prometheus to select the objects: a change no watch of ours sees."""
+        return any(
+            condition.type == st.MONITORING_READY
+            and condition.reason in {"NoPrometheus", "NotSelected", "PrometheusUnreadable"}
+            for condition in self.conditions
+        )
+
 
 def capabilities(kube: KubeApi) -> Capabilities:
     served = kube.api_resources(CUSTOM_METRICS_API) or frozenset()

@@ -39,5 +39,7 @@ class Observed:
     replicas: int | None = None
     ready_replicas: int | None = None
     version: str | None = None
+    # A migration or a rollout in progress: look again soon.
+    poll: bool = False
     # status.monitoring: the monitoring objects and the Prometheus objects that pick them up.
     monitoring: dict[str, Any] | None = None

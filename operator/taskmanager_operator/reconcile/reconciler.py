@@ -98,8 +98,11 @@ class Reconciler:
         rollout_checksum = checksum(
             config_map["data"], (generated or {}).get("data"), user_secrets.digests
         )
-        if self._roll_out(tm, applier, rollout_checksum, database_ready, observed):
+        seen_monitoring = self._roll_out(tm, applier, rollout_checksum, database_ready, observed)
+        if observed.poll:
             outcome.requeue_after = self.settings.progress_poll_seconds
+        elif seen_monitoring.awaits_selection:
+            outcome.requeue_after = self.settings.selection_recheck_seconds
         return observed
 
     def _roll_out(
@@ -109,10 +112,11 @@ class Reconciler:
         rollout_checksum: str,
         database_ready: bool,
         observed: Observed,
-    ) -> bool:
+    ) -> monitoring.MonitoringSeen:
         """The API's Deployment on the image the migration gate allows, its Service, the
-        optional children, and what the rollout says. True while a migration or a rollout is in
-        progress: look again soon rather than wait for an event."""
+        optional children, and what the rollout and the monitoring objects say. observed.poll
+        is set while a migration or a rollout is in progress: look again soon rather than wait
+        for an event."""
         current = self.kube.get("apps/v1", "Deployment", tm.namespace, api_name(tm))
         gate = self._migration_gate(tm, applier, current, database_ready)
         observed.conditions.append(gate.condition)
@@ -143,7 +147,8 @@ class Reconciler:
         if seen.replicas is not None:
             observed.replicas, observed.ready_replicas = seen.replicas, seen.ready_replicas
         observed.version = seen.version
-        return gate.poll or seen.poll
+        observed.poll = gate.poll or seen.poll
+        return seen_monitoring
 
     def _migration_gate(
         self, tm: TaskManager, applier: Applier, current: Object | None, database_ready: bool
