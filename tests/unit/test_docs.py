@@ -13,6 +13,7 @@ DOCS = [
     "README.md",
     "CONTRIBUTING.md",
     "docs/architecture.md",
+    "docs/monitoring.md",
     "charts/taskmanager-operator/README.md",
 ]
 _LINK = re.compile(r"\]\((?!https?://|#)([^)#\s]+)")
