@@ -253,3 +253,22 @@ def test_monitoring_follows_prometheus_operator_coming_and_going(
         tms, "after", "MonitoringReady", ("False", "PrometheusOperatorNotInstalled"), operator
     )
     assert operator.reconciles(namespace, "after", "error") == 0, operator.log_tail()
+
+
+def test_the_autoscaler_leaves_out_a_request_rate_no_api_serves(
+    namespace: str, tms: TaskManagers, operator: OperatorProcess
+) -> None:
+    tms.create("scaled", {"autoscaling": {"enabled": True}})
+    tms.wait_phase("scaled", "Ready")
+    condition = wait_condition(
+        tms, "scaled", "AutoscalingMetricsReady", ("False", "CustomMetricNotServed"), operator
+    )
+    assert "custom.metrics.k8s.io" in condition["message"]
+    tms.wait_event("scaled", "CustomMetricNotServed", "Warning")
+    hpa = client.AutoscalingV2Api(tms.custom.api_client).read_namespaced_horizontal_pod_autoscaler(
+        "scaled-api", namespace
+    )
+    assert [(metric.type, metric.resource.name) for metric in hpa.spec.metrics] == [
+        ("Resource", "cpu"),
+        ("Resource", "memory"),
+    ]
