@@ -181,6 +181,8 @@ def test_the_sample_reaches_ready_with_every_child(
         "MigrationsApplied": "True",
         "SecretsReady": "True",
         "CacheEvictionSafe": "True",
+        # No prometheus-operator in this cluster (tests/cluster/test_monitoring.py installs it).
+        "MonitoringReady": "False",
     }
     eviction = next(c for c in status["conditions"] if c["type"] == "CacheEvictionSafe")
     assert eviction["reason"] == "Managed"

@@ -315,7 +315,7 @@ class Dashboards(Model):
     when grafana-operator's API is served."""
     folder: str | None = Field(default=None, min_length=1, max_length=128)
     """Grafana folder for the dashboard (the sidecar's folder annotation)."""
-    grafana_instance_labels: LabelMap = Field(default_factory=lambda: {"dashboards": "grafana"})
+    grafana_instance_labels: LabelMap = Field(default={"dashboards": "grafana"})
     """Labels of the Grafana instances a GrafanaDashboard is for (its instanceSelector)."""
 
 

@@ -136,19 +136,27 @@ def alerts(scope: Scope, monitoring: Monitoring, *, autoscaling: bool) -> list[A
     )
     dependency = f'{contract.DEPENDENCY_UP}{{{scope.selector}, dependency="%s"}} == 0'
     pool = f'{contract.DB_POOL_CONNECTIONS}{{{scope.selector}, state="%s"}}'
-    found: list[Alert] = [
-        Alert(
-            API_DOWN,
-            "critical",
-            # absent() also fires for a target never scraped, where `up == 0` has no series.
-            f"absent(up{{{scope.selector}}} == 1)",
-            f"{who}: no API pod is being scraped successfully",
-            f"Prometheus has had no successful scrape of the API of {who} for 5 minutes: the "
-            "pods are down, not ready, or not selected by any scrape configuration.",
-            "5m",
-        ),
-    ]
+    deployment = f'namespace="{scope.namespace}", deployment="{scope.job}"'
+    found: list[Alert] = []
+    # Without a scrape object of ours the job label is the user's: absence would prove nothing.
+    if monitoring.scrape != "None":
+        found.append(
+            Alert(
+                API_DOWN,
+                "critical",
+                # absent() also fires for a target never scraped, where `up == 0` has no series;
+                # an API scaled to 0 replicas (kube-state-metrics says so) is down on purpose.
+                f"absent(up{{{scope.selector}}} == 1)\nunless on ()\n"
+                f"kube_deployment_spec_replicas{{{deployment}}} == 0",
+                f"{who}: no API pod is being scraped successfully",
+                f"Prometheus has had no successful scrape of the API of {who} for 5 minutes: "
+                "the pods are down, not ready, or not selected by any scrape configuration.",
+                "5m",
+            )
+        )
     for severity, burns, wait in (("critical", PAGE_BURNS, "2m"), ("warning", TICKET_BURNS, "15m")):
+        # `long > x and short > x` keeps the long window's value: that is what $value shows.
+        long_windows = " or ".join(long for long, _, _ in burns)
         found.append(
             Alert(
                 ERROR_BUDGET_BURN,
@@ -157,8 +165,8 @@ def alerts(scope: Scope, monitoring: Monitoring, *, autoscaling: bool) -> list[A
                 f"{who} is burning its error budget",
                 f"5xx responses are using up the {slo.availability_percent:g}% availability "
                 f"objective's budget {' or '.join(f'{rate:g}x' for _, _, rate in burns)} "
-                "faster than it lasts 30 days; the current 5m error ratio is "
-                f"{{{{ $value | humanizePercentage }}}}.",
+                "faster than it lasts 30 days; the error ratio over its long window "
+                f"({long_windows}) is {{{{ $value | humanizePercentage }}}}.",
                 wait,
             )
         )
@@ -171,7 +179,8 @@ def alerts(scope: Scope, monitoring: Monitoring, *, autoscaling: bool) -> list[A
                 f"Requests slower than {slo.latency_threshold_seconds:g}s are using up the "
                 f"{slo.latency_percent:g}% latency objective's budget "
                 f"{' or '.join(f'{rate:g}x' for _, _, rate in burns)} faster than it lasts 30 "
-                "days; the current slow share is {{ $value | humanizePercentage }}.",
+                f"days; the slow share over its long window ({long_windows}) is "
+                "{{ $value | humanizePercentage }}.",
                 wait,
             )
         )
@@ -219,7 +228,8 @@ def alerts(scope: Scope, monitoring: Monitoring, *, autoscaling: bool) -> list[A
             f"{thresholds.db_pool_saturation_percent / 100:g}",
             f"{who}'s database connection pool is nearly exhausted",
             "Pod {{ $labels.pod }} has {{ $value | humanizePercentage }} of its pool's "
-            "connections checked out: requests queue for a connection.",
+            "base connections checked out: beyond them it opens overflow connections, and "
+            "once those are used up too, requests wait for a connection.",
             "10m",
         ),
         Alert(
