@@ -14,14 +14,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
 
 from taskmanager_api import metric_contract as names
 from tests.api.processes import ApiProcess, api_environment, run_api, write_secrets
 from tests.support.prometheus import PrometheusProcess
-from tests.support.services import PostgresServer, RedisServer
+from tests.support.services import PostgresServer, RedisServer, create_database
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -37,17 +34,6 @@ TARGET_LABELS = {
     "endpoint": "http",
 }
 SELECTOR = 'job="demo-api",namespace="team-a"'
-
-
-async def create_database(server: PostgresServer, name: str) -> str:
-    # AUTOCOMMIT: CREATE DATABASE refuses to run inside a transaction.
-    engine = create_async_engine(server.url(), isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    try:
-        async with engine.connect() as connection:
-            await connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    finally:
-        await engine.dispose()
-    return server.url(database=name)
 
 
 @pytest.fixture

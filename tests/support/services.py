@@ -20,10 +20,13 @@ from pathlib import Path
 
 import pytest
 import redis
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 
 from tests.support.wait import wait_until
 
-INSTALL_HINT = "run `make install` (Debian: apt-get install -y postgresql redis-server)"
+INSTALL_HINT = "run `make install` (Debian: apt-get install -y postgresql redis-server prometheus)"
 
 
 def stop_process(process: subprocess.Popen[bytes], timeout: float) -> None:
@@ -256,3 +259,15 @@ def redis_process(extra_config: str = "") -> Iterator[RedisProcess]:
 def run_redis() -> Iterator[RedisServer]:
     with redis_process() as process:
         yield process.server
+
+
+async def create_database(server: PostgresServer, name: str) -> str:
+    """A new, empty database on the server; its URL."""
+    # AUTOCOMMIT: CREATE DATABASE refuses to run inside a transaction.
+    engine = create_async_engine(server.url(), isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    finally:
+        await engine.dispose()
+    return server.url(database=name)

@@ -45,6 +45,12 @@ def run_pytest(node: str, **env: str) -> subprocess.CompletedProcess[str]:
             "apt-get install -y postgresql redis-server",
             id="no-redis",
         ),
+        pytest.param(
+            "tests/unit/test_alert_rules.py::test_promtool_unit_tests_pass[defaults]",
+            {"PATH": "/nonexistent"},
+            "apt-get install prometheus",
+            id="no-promtool",
+        ),
     ],
 )
 def test_a_missing_component_fails_with_what_to_install(

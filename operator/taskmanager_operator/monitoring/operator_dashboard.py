@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from taskmanager_operator.monitoring.dashboard import (
+from taskmanager_operator.monitoring.grafana import (
     DATASOURCE,
     RATE,
     Panel,
