@@ -135,6 +135,8 @@ def build_grafana_dashboard(tm: TaskManager) -> Manifest | None:
         return None
     spec: dict[str, Any] = {
         "instanceSelector": {"matchLabels": dict(dashboards.grafana_instance_labels)},
+        # Grafana runs in a namespace of its own, rarely the TaskManager's.
+        "allowCrossNamespaceImport": True,
         "json": _dashboard_json(tm),
     }
     if dashboards.folder:
