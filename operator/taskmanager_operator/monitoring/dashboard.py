@@ -254,19 +254,22 @@ def rows(scope: Scope, monitoring: Monitoring) -> list[Row]:
                 ),
             ),
             Panel(
-                "CPU against requests",
+                "CPU against requests and limits",
                 "timeseries",
-                (
+                tuple(
                     Query(
                         "sum by (pod) "
                         f"(rate(container_cpu_usage_seconds_total{{{pods}}}[{RATE}]))\n/\n"
                         "sum by (pod) "
-                        f'(kube_pod_container_resource_requests{{{pods}, resource="cpu"}})',
-                        "{{pod}}",
+                        f'(kube_pod_container_resource_{against}{{{pods}, resource="cpu"}})',
+                        f"{{{{pod}}}} of {against}",
                         "kubernetes",
-                    ),
+                    )
+                    # No CPU limit by default (spec.resources.limits.cpu): that line stays empty.
+                    for against in ("requests", "limits")
                 ),
                 "percentunit",
+                description="CPU used, as a share of what each pod requests and of its limit.",
                 width=12,
             ),
             Panel(
