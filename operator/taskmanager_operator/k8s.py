@@ -75,7 +75,10 @@ class KubeApi(Protocol):
         """Every object of a kind, in all namespaces; fresh within DISCOVERY_SECONDS."""
         ...
 
-    def namespace_labels(self, namespace: str) -> dict[str, str]: ...
+    def namespace_labels(self, namespace: str) -> dict[str, str]:
+        """The namespace's labels (Prometheus namespace selectors match them); fresh within
+        DISCOVERY_SECONDS."""
+        ...
 
     def rediscover(self) -> None:
         """Forget what api_resources and list_all remembered: a CRD came or went."""
@@ -96,6 +99,7 @@ class Kube:
         self._core = client.CoreV1Api(api_client)
         self._discovered: Remembered[str, frozenset[str] | None] = Remembered(DISCOVERY_SECONDS)
         self._listed: Remembered[tuple[str, str], list[Object]] = Remembered(DISCOVERY_SECONDS)
+        self._namespace_labels: Remembered[str, dict[str, str]] = Remembered(DISCOVERY_SECONDS)
         self._discovery_lock = threading.Lock()
 
     def _resource(self, api_version: str, kind: str) -> Any:
@@ -264,13 +268,16 @@ class Kube:
     def rediscover(self) -> None:
         self._discovered.clear()
         self._listed.clear()
+        self._namespace_labels.clear()
         # The dynamic client refreshes on a miss, not on a kind that went away.
         with self._discovery_lock:
             self._dynamic.resources.invalidate_cache()
 
     def namespace_labels(self, namespace: str) -> dict[str, str]:
-        found = self._core.read_namespace(namespace)
-        return dict(found.metadata.labels or {})
+        def read() -> dict[str, str]:
+            return dict(self._core.read_namespace(namespace).metadata.labels or {})
+
+        return self._namespace_labels.get(namespace, read)
 
 
 K = TypeVar("K")
@@ -280,13 +287,14 @@ V = TypeVar("V")
 class Remembered(Generic[K, V]):
     """Values remembered for a while, for reads that many reconciles share."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._seconds = seconds
+        self._clock = clock
         self._values: dict[K, tuple[float, V]] = {}
         self._lock = threading.Lock()
 
     def get(self, key: K, read: Callable[[], V]) -> V:
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             if (found := self._values.get(key)) is not None and now - found[0] < self._seconds:
                 return found[1]
