@@ -11,6 +11,7 @@ from kubernetes import config
 from kubernetes.client import ApiClient
 from prometheus_client import start_http_server
 
+from taskmanager_operator import metrics
 from taskmanager_operator.api.v1alpha1 import GROUP, KIND, PLURAL, VERSION
 from taskmanager_operator.builders.common import MANAGED_BY
 from taskmanager_operator.children import CHILDREN
@@ -54,6 +55,8 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
             lease_seconds=operator_settings.lease_seconds,
             renew_seconds=operator_settings.renew_seconds,
             retry_seconds=operator_settings.retry_seconds,
+            # A standby's last readings would go stale: only the acting replica reports them.
+            on_lost=metrics.TASKMANAGER_READY.clear,
         )
     else:
         controller.leading.set()

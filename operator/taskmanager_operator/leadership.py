@@ -14,6 +14,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 
 from kubernetes.leaderelection import electionconfig, leaderelection
 from kubernetes.leaderelection.resourcelock.leaselock import LeaseLock
@@ -30,8 +31,10 @@ def start_election(
     lease_seconds: int,
     renew_seconds: int,
     retry_seconds: float,
+    on_lost: Callable[[], None] = lambda: None,
 ) -> threading.Thread:
-    """Keep `leading` set while this replica holds the Lease; campaign again after losing it."""
+    """Keep `leading` set while this replica holds the Lease; campaign again after losing it.
+    `on_lost` runs each time the Lease is lost."""
     loop = asyncio.get_running_loop()
     identity = f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
 
@@ -42,6 +45,7 @@ def start_election(
     def stopped() -> None:
         logger.warning("lost the Lease %s/%s; reconciles pause", namespace, LEASE_NAME)
         loop.call_soon_threadsafe(leading.clear)
+        on_lost()
 
     def campaign() -> None:
         while not loop.is_closed():

@@ -21,7 +21,7 @@ QUEUE_DEPTH = Gauge(
 TASKMANAGER_READY = Gauge(
     "taskmanager_operator_taskmanager_ready",
     "1 while the TaskManager's Ready condition is True, 0 otherwise, as of its last reconcile "
-    "(no series once it is deleted).",
+    "(no series once it is deleted, nor on a standby replica).",
     ["namespace", "name"],
 )
 
