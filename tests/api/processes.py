@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +55,21 @@ def write_secrets(directory: Path, **secrets: str) -> Path:
         path.write_text(value)
         path.chmod(0o600)
     return directory
+
+
+def production_environment(
+    workdir: Path, *, database_url: str, redis_url: str, **settings: str | int
+) -> dict[str, str]:
+    """A production API's environment: a fresh signing key, the URLs as secret files, and a
+    Redis key prefix of its own unless `settings` names one."""
+    secrets_dir = write_secrets(
+        workdir / "secrets",
+        jwt_signing_key=secrets.token_urlsafe(48),
+        database_url=database_url,
+        redis_url=redis_url,
+    )
+    settings.setdefault("redis_key_prefix", f"test-{uuid.uuid4().hex[:8]}:")
+    return api_environment(secrets_dir=secrets_dir, environment="production", **settings)
 
 
 @contextlib.contextmanager

@@ -6,8 +6,6 @@ process against a Redis that is stopped and started again on the same port, as i
 
 from __future__ import annotations
 
-import secrets
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,7 +17,11 @@ from taskmanager_api import metric_contract as names
 from taskmanager_api.core.config import Settings
 from tests.api.conftest import API_REDIS_DB, AppFactory
 from tests.api.helpers import ApiClient
-from tests.api.processes import ApiProcess, api_environment, run_api, write_secrets
+from tests.api.processes import (
+    ApiProcess,
+    production_environment,
+    run_api,
+)
 from tests.support.services import free_port, redis_process
 from tests.support.wait import wait_until
 
@@ -46,16 +48,10 @@ def test_the_gauge_follows_redis_going_away_and_coming_back(
     api_database_url: str, tmp_path: Path
 ) -> None:
     with redis_process() as redis:
-        secrets_dir = write_secrets(
-            tmp_path / "secrets",
-            jwt_signing_key=secrets.token_urlsafe(48),
+        env = production_environment(
+            tmp_path,
             database_url=api_database_url,
             redis_url=redis.server.url(API_REDIS_DB),
-        )
-        env = api_environment(
-            secrets_dir=secrets_dir,
-            environment="production",
-            redis_key_prefix=f"dependency-up-{uuid.uuid4().hex[:8]}:",
             redis_timeout="0.5",
         )
         with run_api(env, tmp_path) as api:

@@ -15,7 +15,12 @@ import pytest
 
 from tests.api.conftest import API_REDIS_DB
 from tests.api.helpers import API, PASSWORD
-from tests.api.processes import ApiProcess, api_environment, run_api, write_secrets
+from tests.api.processes import (
+    ApiProcess,
+    api_environment,
+    production_environment,
+    run_api,
+)
 from tests.support.services import RedisServer
 from tests.support.wait import wait_until
 
@@ -27,16 +32,10 @@ def replicas(
     api_database_url: str, redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[ApiProcess, ApiProcess]]:
     workdir = tmp_path_factory.mktemp("replicas")
-    secrets_dir = write_secrets(
-        workdir / "secrets",
-        jwt_signing_key=secrets.token_urlsafe(48),
+    env = production_environment(
+        workdir,
         database_url=api_database_url,
         redis_url=redis_server.url(API_REDIS_DB),
-    )
-    env = api_environment(
-        secrets_dir=secrets_dir,
-        environment="production",
-        redis_key_prefix=f"replicas-{uuid.uuid4().hex[:8]}:",
         login_rate_limit_per_minute=4,
         login_ip_rate_limit_per_minute=1000,
         rate_limit_per_minute=100_000,

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import secrets
 import threading
 import time
 import uuid
@@ -33,7 +32,11 @@ from taskmanager_operator.api.v1alpha1 import Monitoring
 from taskmanager_operator.monitoring import dashboard, grafana, rules
 from taskmanager_operator.monitoring.series import Scope
 from tests.api.helpers import API, Account, ApiClient
-from tests.api.processes import ApiProcess, api_environment, run_api, write_secrets
+from tests.api.processes import (
+    ApiProcess,
+    production_environment,
+    run_api,
+)
 from tests.support.prometheus import PrometheusError, PrometheusProcess
 from tests.support.services import PostgresServer, RedisProcess, create_database, redis_process
 from tests.support.wait import wait_until
@@ -277,15 +280,10 @@ def stack(
         database_url = asyncio.run(
             create_database(postgres_server, f"taskmanager_monitoring_{uuid.uuid4().hex[:8]}")
         )
-        secrets_dir = write_secrets(
-            workdir / "secrets",
-            jwt_signing_key=secrets.token_urlsafe(48),
+        env = production_environment(
+            workdir,
             database_url=database_url,
             redis_url=redis.server.url(REDIS_DB),
-        )
-        env = api_environment(
-            secrets_dir=secrets_dir,
-            environment="production",
             redis_key_prefix="monitoring:",
             # A probe or request finds a stopped Redis out quickly.
             redis_timeout="0.5",

@@ -7,7 +7,6 @@ Prometheus stores, not only what /metrics prints.
 from __future__ import annotations
 
 import asyncio
-import secrets
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,11 @@ import httpx
 import pytest
 
 from taskmanager_api import metric_contract as names
-from tests.api.processes import ApiProcess, api_environment, run_api, write_secrets
+from tests.api.processes import (
+    ApiProcess,
+    production_environment,
+    run_api,
+)
 from tests.support.prometheus import PrometheusProcess
 from tests.support.services import PostgresServer, RedisServer, create_database
 
@@ -44,16 +47,8 @@ def api(
     database_url = asyncio.run(
         create_database(postgres_server, f"taskmanager_scrape_{uuid.uuid4().hex[:8]}")
     )
-    secrets_dir = write_secrets(
-        tmp_path / "secrets",
-        jwt_signing_key=secrets.token_urlsafe(48),
-        database_url=database_url,
-        redis_url=redis_server.url(REDIS_DB),
-    )
-    env = api_environment(
-        secrets_dir=secrets_dir,
-        environment="production",
-        redis_key_prefix=f"scrape-{uuid.uuid4().hex[:8]}:",
+    env = production_environment(
+        tmp_path, database_url=database_url, redis_url=redis_server.url(REDIS_DB)
     )
     with run_api(env, tmp_path, "--migrate") as process:
         yield process
