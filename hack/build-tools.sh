@@ -2,7 +2,9 @@
 # Builds the local Kubernetes toolchain from Go modules (no Docker, no downloads outside the Go
 # module proxy) into a per-version cache outside the repository. A warm cache skips every build.
 #
-# Usage: hack/build-tools.sh [tool...]   tools: kubernetes etcd kwok metrics-server helm (default: all)
+# Usage: hack/build-tools.sh [tool...]
+#   tools: kubernetes etcd kwok metrics-server helm node coredns (default: all)
+#   node is the real node's kubelet and kube-proxy (hack/node.sh), coredns its cluster DNS.
 # Prints the bin directory on the last line of stdout.
 set -euo pipefail
 
@@ -46,9 +48,11 @@ timed_build() {
 
 # k8s.io/kubernetes replaces its staging modules with local paths, so `go install` cannot build it.
 # A wrapper module maps each staging module to its published tag, generated from the real go.mod.
+# build_kubernetes NAME CMD...: builds k8s.io/kubernetes/cmd/CMD for each CMD.
 build_kubernetes() {
+  local name=$1; shift
   local v=$KUBERNETES_VERSION staging="v0.${KUBERNETES_VERSION#v1.}"
-  local dir="$work/kubernetes-$v"
+  local dir="$work/$name-$v" cmd
   rm -rf "$dir" && mkdir -p "$dir" && cd "$dir"
   go mod init local/kubernetes-build >/dev/null 2>&1
   local gomod
@@ -57,18 +61,11 @@ build_kubernetes() {
     go mod edit "-replace=$mod=$mod@$staging"
   done
   go mod edit "-require=k8s.io/kubernetes@$v"
-  cat > tools.go <<'GO'
-//go:build tools
-
-package tools
-
-import (
-	_ "k8s.io/kubernetes/cmd/kube-apiserver"
-	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
-	_ "k8s.io/kubernetes/cmd/kube-scheduler"
-	_ "k8s.io/kubernetes/cmd/kubectl"
-)
-GO
+  {
+    printf '//go:build tools\n\npackage tools\n\nimport (\n'
+    for cmd in "$@"; do printf '\t_ "k8s.io/kubernetes/cmd/%s"\n' "$cmd"; done
+    printf ')\n'
+  } > tools.go
   go mod tidy -e >/dev/null
   local minor=${v#v1.}; minor=${minor%%.*}
   local date; date=$(date -u +%Y-%m-%dT%H:%M:%SZ)
@@ -78,11 +75,9 @@ GO
     ld="$ld -X $pkg.gitTreeState=clean -X $pkg.buildDate=$date"
   done
   mkdir -p "$dir/out"
-  go build -mod=mod -tags tools -ldflags "$ld" -o "$dir/out/" \
-    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
-  for b in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
-    mv "$dir/out/$b" "$bin/$b-$v"
+  go build -mod=mod -tags tools -ldflags "$ld" -o "$dir/out/" "${@/#/k8s.io/kubernetes/cmd/}"
+  for cmd in "$@"; do
+    mv "$dir/out/$cmd" "$bin/$cmd-$v"
   done
   cd "$work" && rm -rf "$dir"
 }
@@ -119,16 +114,25 @@ build_metrics_server() {
     "sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION"
 }
 
+build_coredns() {
+  go_install "coredns-$COREDNS_VERSION" "github.com/coredns/coredns@$COREDNS_VERSION" \
+    "-X github.com/coredns/coredns/coremain.GitCommit=$COREDNS_VERSION"
+}
+
 build_helm() {
   go_install "helm-$HELM_VERSION" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" \
     "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
 }
 
 tools=("$@")
-[ ${#tools[@]} -gt 0 ] || tools=(kwok metrics-server helm etcd kubernetes)
+[ ${#tools[@]} -gt 0 ] || tools=(kwok metrics-server helm etcd kubernetes node coredns)
 for tool in "${tools[@]}"; do
   case $tool in
-    kubernetes) timed_build "kubernetes $KUBERNETES_VERSION" "$bin/.kubernetes-$KUBERNETES_VERSION" build_kubernetes ;;
+    kubernetes) timed_build "kubernetes $KUBERNETES_VERSION" "$bin/.kubernetes-$KUBERNETES_VERSION" \
+      build_kubernetes control-plane kube-apiserver kube-controller-manager kube-scheduler kubectl ;;
+    node) timed_build "kubelet and kube-proxy $KUBERNETES_VERSION" "$bin/.node-$KUBERNETES_VERSION" \
+      build_kubernetes node kubelet kube-proxy ;;
+    coredns) timed_build "coredns $COREDNS_VERSION" "$bin/.coredns-$COREDNS_VERSION" build_coredns ;;
     etcd) timed_build "etcd $ETCD_VERSION" "$bin/.etcd-$ETCD_VERSION" build_etcd ;;
     kwok) timed_build "kwok $KWOK_VERSION" "$bin/.kwok-$KWOK_VERSION" build_kwok ;;
     metrics-server) timed_build "metrics-server $METRICS_SERVER_VERSION" "$bin/.metrics-server-$METRICS_SERVER_VERSION" build_metrics_server ;;

@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
 # The local Kubernetes for tests and demos: a real control plane (etcd, kube-apiserver,
 # kube-controller-manager, kube-scheduler, metrics-server) run as processes by kwokctl, with kwok
-# simulating nodes and pods. Everything lives under the repository's ignored .local/.
+# simulating nodes and pods, plus one real node (hack/node.sh) where pods that ask for it really run.
+# Everything lives under the repository's ignored .local/.
 #
 # Usage: hack/cluster.sh up|down|status
+#   REAL_NODE=0 starts the kwok-only cluster (nothing really runs); the default needs root and
+#   containerd, and says what is missing when they are not there.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 here="$repo/hack"
 # shellcheck source=hack/versions.env
 . "$here/versions.env"
+# shellcheck source=hack/node.env
+. "$here/node.env"
+real_node=${REAL_NODE:-1}
 
 name=${CLUSTER_NAME:-taskmanager}
 local_dir="$repo/.local"
@@ -35,6 +41,33 @@ link_tools() {
   ln -sfn "$bin/kwokctl-$KWOK_VERSION" "$tools/kwokctl"
   ln -sfn "$bin/metrics-server-$METRICS_SERVER_VERSION" "$tools/metrics-server"
   ln -sfn "$bin/helm-$HELM_VERSION" "$tools/helm"
+  ln -sfn "$bin/kubelet-$KUBERNETES_VERSION" "$tools/kubelet"
+  ln -sfn "$bin/kube-proxy-$KUBERNETES_VERSION" "$tools/kube-proxy"
+  ln -sfn "$bin/coredns-$COREDNS_VERSION" "$tools/coredns"
+}
+
+# With the real node, kwok manages only the simulated nodes (kwokctl always passes
+# --manage-all-nodes=true; the later flag wins), and the API server is one the node can use: it
+# reaches the kubelet by its InternalIP with a client certificate (never a name lookup), and pods
+# reach it through the kubernetes Service at the bridge address (a relay there forwards to the
+# loopback it listens on), which its serving certificate names.
+real_node_config() {
+  local pki="$KWOK_WORKDIR/clusters/$name/pki"
+  cat <<YAML
+  kubeApiserverCertSANs: [${SERVICE_CIDR%.*/*}.1, $NODE_IP]
+componentsPatches:
+- name: kwok-controller
+  extraArgs:
+  - {key: manage-all-nodes, value: "false"}
+  - {key: manage-nodes-with-annotation-selector, value: "kwok.x-k8s.io/node=fake"}
+- name: kube-apiserver
+  extraArgs:
+  - {key: kubelet-client-certificate, value: "$pki/admin.crt"}
+  - {key: kubelet-client-key, value: "$pki/admin.key"}
+  - {key: kubelet-preferred-address-types, value: InternalIP}
+  - {key: service-cluster-ip-range, value: "$SERVICE_CIDR"}
+  - {key: advertise-address, value: "$NODE_IP"}
+YAML
 }
 
 # kwokctl uses its built-in stages only when the config names none, so adding one stage means
@@ -45,6 +78,7 @@ write_config() {
     | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
   {
     cat "$here/kwok/kwokctl.yaml"
+    [ "$real_node" = 0 ] || real_node_config
     local stage
     for stage in node/fast/node-initialize node/heartbeat-with-lease/node-heartbeat-with-lease \
       pod/fast/pod-ready pod/fast/pod-complete pod/fast/pod-delete; do
@@ -154,8 +188,11 @@ wait_for() {
 up() {
   local start=$SECONDS
   link_tools
+  # A machine that cannot run the real node says so before anything starts.
+  [ "$real_node" = 0 ] || "$here/node.sh" check
   if cluster_exists && api_ready; then
     recycle_volumes
+    [ "$real_node" = 0 ] || "$here/node.sh" up
     log "cluster '$name' is already running (kubeconfig: $kubeconfig)"
     return 0
   fi
@@ -190,11 +227,18 @@ up() {
   # aggregated metrics API being available; the tests prove the scrape itself.
   wait_for "metrics.k8s.io to be available" 90 kubectl --kubeconfig "$kubeconfig" wait \
     --for=condition=Available apiservice/v1beta1.metrics.k8s.io --timeout=5s
+  if [ "$real_node" = 0 ]; then
+    log "kwok-only cluster (REAL_NODE=0): every pod is simulated, nothing really runs"
+  else
+    "$here/node.sh" up
+  fi
   log "cluster '$name' ready in $((SECONDS - start)) s"
   log "use it with: export KUBECONFIG=$kubeconfig PATH=$tools:\$PATH"
 }
 
 down() {
+  # The real node first, while the API server still answers; it is removed whether or not it ran.
+  "$here/node.sh" down
   if [ -x "$tools/kwokctl" ] && [ -d "$KWOK_WORKDIR/clusters/$name" ]; then
     kwokctl delete cluster --name "$name" >>"$local_dir/kwokctl.log" 2>&1 || true
   fi

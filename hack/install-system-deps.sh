@@ -1,13 +1,24 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the tests run for real: PostgreSQL and Redis servers, and Prometheus
-# (prometheus and promtool). The tests start their own throwaway instances; the packages' own
-# services are not used.
+# Installs the Debian packages the tests run for real: PostgreSQL and Redis servers, Prometheus
+# (prometheus and promtool), and what the local cluster's real node runs on (containerd, runc, the
+# CNI plugins, conntrack, socat, nftables; hack/node.sh). The tests and the node start their own
+# instances; the packages' own services are not used.
 set -euo pipefail
 
 missing=()
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 { command -v promtool && command -v prometheus; } >/dev/null 2>&1 || missing+=(prometheus)
+# The real node's; REAL_NODE=0 (the kwok-only cluster) does without them.
+if [ "${REAL_NODE:-1}" != 0 ]; then
+  for command_package in containerd:containerd runc:runc conntrack:conntrack socat:socat nft:nftables \
+      iptables:iptables; do
+    command -v "${command_package%%:*}" >/dev/null 2>&1 || missing+=("${command_package#*:}")
+  done
+  [ -x /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
+  command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+  command -v podman >/dev/null 2>&1 || missing+=(podman)
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
