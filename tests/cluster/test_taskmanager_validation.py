@@ -29,6 +29,25 @@ INVALID: list[Any] = [
     pytest.param({"imagePullPolicy": "Sometimes"}, "spec.imagePullPolicy", id="pull-policy"),
     pytest.param({"logLevel": "LOUD"}, "spec.logLevel", id="log-level"),
     pytest.param(
+        {"scheduling": {"tolerations": [{"key": "k", "operator": "Exists", "value": "v"}]}},
+        "operator Exists must not have a value",
+        id="toleration-exists-with-value",
+    ),
+    pytest.param(
+        {
+            "scheduling": {
+                "tolerations": [{"key": "k", "effect": "NoSchedule", "tolerationSeconds": 5}]
+            }
+        },
+        "tolerationSeconds is allowed only with effect NoExecute",
+        id="toleration-seconds-without-noexecute",
+    ),
+    pytest.param(
+        {"scheduling": {"affinity": {"nodeAfinity": {}}}},
+        "nodeAfinity",
+        id="affinity-typo",
+    ),
+    pytest.param(
         {"resources": {"requests": {"cpu": "lots"}}}, "spec.resources.requests.cpu", id="cpu"
     ),
     pytest.param(

@@ -6,7 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from taskmanager_operator.api.crd import CRD_FILE, build_crd, render_crd
+from pydantic import Field
+
+from taskmanager_operator.api.crd import CRD_FILE, build_crd, render_crd, structural_schema
+from taskmanager_operator.api.v1alpha1 import Model
 
 REPO = Path(__file__).resolve().parents[2]
 # Kubernetes documents these itself.
@@ -19,6 +22,13 @@ def walk(schema: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[str
         yield from walk(prop, f"{path}.{name}")
     if "items" in schema:
         yield from walk(schema["items"], f"{path}[]")
+
+
+class FreeForm(Model):
+    anything: dict[str, Any] | None = None
+    """Whatever is written, kept."""
+    labels: dict[str, str] = Field(default_factory=dict)
+    """A map of strings."""
 
 
 def root_schema() -> dict[str, Any]:
@@ -58,3 +68,16 @@ def test_every_field_has_a_description() -> None:
         and not path.endswith("[]")
     ]
     assert missing == []
+
+
+def test_a_free_form_object_is_kept_as_written() -> None:
+    # Without the marker the API server would prune every field of a `dict[str, Any]`.
+    properties = structural_schema(FreeForm)["properties"]
+    assert properties["anything"] == {
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": True,
+        "description": "Whatever is written, kept.",
+    }
+    # A map with a value schema stays a map: its keys are free, its values are not.
+    assert properties["labels"]["additionalProperties"] == {"type": "string"}
+    assert "x-kubernetes-preserve-unknown-fields" not in properties["labels"]

@@ -2,7 +2,8 @@
 
 Kubernetes wants a structural schema: every type spelled out inline (no `$ref`), no `anyOf` for
 optional fields, no `additionalProperties: false` next to `properties` (unknown fields are pruned,
-and rejected by strict field validation). pydantic's JSON schema is rewritten into that shape.
+and rejected by strict field validation), and a free-form object (`dict[str, Any]`) marked
+`x-kubernetes-preserve-unknown-fields`. pydantic's JSON schema is rewritten into that shape.
 """
 
 from __future__ import annotations
@@ -58,6 +59,9 @@ def _resolve(schema: JsonSchema, defs: dict[str, JsonSchema]) -> JsonSchema:
     # A map's value schema stays (`dict[str, str]`); `false` (extra="forbid") is implied.
     if isinstance(values := schema.get("additionalProperties"), dict):
         out["additionalProperties"] = _resolve(values, defs)
+    elif values is True:
+        # A free-form object (`dict[str, Any]`): kept as written rather than pruned to nothing.
+        out["x-kubernetes-preserve-unknown-fields"] = True
     for key, value in schema.items():
         if key in _DROPPED_KEYS:
             continue

@@ -42,6 +42,12 @@ SEMVER_PATTERN = r"^[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?$"
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 SECRET_KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"  # noqa: S105 - a pattern for key names
+# A label key (and so a taint key), a qualified name: an optional DNS subdomain and `/`, a name.
+QUALIFIED_NAME_PATTERN = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+)
+LABEL_VALUE_PATTERN = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
 
 
 def ttl_seconds(field: str) -> str:
@@ -80,6 +86,8 @@ class Model(BaseModel):
 
 
 Quantity = Annotated[str, Field(pattern=QUANTITY_PATTERN, max_length=32)]
+# Label keys and values as Kubernetes takes them (the API server checks them again on each object).
+LabelMap = Annotated[dict[str, Annotated[str, Field(max_length=63)]], Field(max_length=32)]
 
 
 class Requests(Model):
@@ -133,6 +141,67 @@ class Autoscaling(Model):
     """How long load must stay low before the autoscaler removes pods."""
 
 
+class Toleration(Model):
+    """A core/v1 Toleration: the pods may run on nodes with a matching taint."""
+
+    model_config = cel_rules(
+        cel(
+            "has(self.key) || self.operator == 'Exists'",
+            "a toleration without a key must have operator Exists (it then tolerates every taint)",
+            ".operator",
+        ),
+        cel(
+            "self.operator != 'Exists' || !has(self.value)",
+            "a toleration with operator Exists must not have a value",
+            ".value",
+        ),
+        cel(
+            "!has(self.tolerationSeconds) || (has(self.effect) && self.effect == 'NoExecute')",
+            "tolerationSeconds is allowed only with effect NoExecute",
+            ".tolerationSeconds",
+        ),
+    )
+
+    key: str | None = Field(default=None, pattern=QUALIFIED_NAME_PATTERN, max_length=316)
+    """Taint key the toleration matches; unset (with operator Exists) matches every taint."""
+    operator: Literal["Exists", "Equal"] = "Equal"
+    """Equal matches a taint with this key and value; Exists matches any value of the key."""
+    value: str | None = Field(default=None, pattern=LABEL_VALUE_PATTERN, max_length=63)
+    """Taint value the toleration matches (operator Equal only)."""
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    """Taint effect to match; every effect when unset."""
+    toleration_seconds: int | None = Field(default=None, ge=0)
+    """Seconds a pod stays on a node after a matching NoExecute taint; forever when unset."""
+
+
+class Affinity(Model):
+    """A core/v1 Affinity; its three parts are free-form objects, kept as written."""
+
+    node_affinity: dict[str, Any] | None = None
+    """A core/v1 NodeAffinity: the nodes the pods must or would rather run on."""
+    pod_affinity: dict[str, Any] | None = None
+    """A core/v1 PodAffinity: the pods these pods must or would rather run beside."""
+    pod_anti_affinity: dict[str, Any] | None = None
+    """A core/v1 PodAntiAffinity: the pods these pods must or would rather keep away from."""
+
+
+class Scheduling(Model):
+    """Where the pods run, as a pod spec's fields of the same names."""
+
+    node_selector: LabelMap = {}
+    """Labels a node must have for the pods to run on it (`disktype: ssd`)."""
+    tolerations: list[Toleration] = Field(default=[], max_length=32)
+    """Taints the pods tolerate."""
+    affinity: Affinity | None = None
+    """Node affinity, pod affinity and pod anti-affinity, as in a pod spec. Their contents are
+    not checked at `kubectl apply`: the API server checks them when the operator applies a
+    workload, and a mistake fails the reconcile (the operator's log says why) until corrected."""
+    priority_class_name: str | None = Field(
+        default=None, pattern=DNS_SUBDOMAIN_PATTERN, max_length=253
+    )
+    """PriorityClass of the pods; the cluster's default priority when unset."""
+
+
 class SecretKeyRef(Model):
     name: str = Field(pattern=DNS_SUBDOMAIN_PATTERN, min_length=1, max_length=253)
     """Name of a Secret in the TaskManager's namespace."""
@@ -152,6 +221,10 @@ class ManagedDatabase(Model):
     """StorageClass of the data volume; the cluster's default when unset."""
     image: str = Field(default="postgres:16-bookworm", min_length=1, max_length=512)
     """PostgreSQL image."""
+    scheduling: Scheduling | None = None
+    """Where the PostgreSQL pod runs. When set it replaces spec.scheduling for this pod as a
+    whole (fields left out here are not taken from spec.scheduling); unset, spec.scheduling
+    applies."""
 
 
 class Database(Model):
@@ -171,6 +244,9 @@ class Database(Model):
 class ManagedRedis(Model):
     image: str = Field(default="redis:7-bookworm", min_length=1, max_length=512)
     """Redis image."""
+    scheduling: Scheduling | None = None
+    """Where the Redis pod runs. When set it replaces spec.scheduling for this pod as a whole
+    (fields left out here are not taken from spec.scheduling); unset, spec.scheduling applies."""
 
 
 class Redis(Model):
@@ -256,8 +332,6 @@ LABEL_NAME_PATTERN = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
 DEFAULT_RUNBOOK_BASE_URL = (
     "https://github.com/taskmanager-operator/taskmanager-operator/blob/main/docs/runbooks/"
 )
-# Label keys and values as Kubernetes takes them (the API server checks them again on each object).
-LabelMap = Annotated[dict[str, Annotated[str, Field(max_length=63)]], Field(max_length=32)]
 
 
 class Alerts(Model):
@@ -375,6 +449,9 @@ class TaskManagerSpec(Model):
     """Request rate limits the API enforces."""
     monitoring: Monitoring = Field(default_factory=Monitoring)
     """Prometheus scraping, alerting and recording rules, and Grafana dashboards."""
+    scheduling: Scheduling = Field(default_factory=Scheduling)
+    """Where the pods run: the API pods, the migration Job's, and the managed PostgreSQL's and
+    Redis's unless their own scheduling replaces it."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     """Log level of the API."""
     paused: bool = False

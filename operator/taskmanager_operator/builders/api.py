@@ -19,6 +19,7 @@ from taskmanager_operator.builders.common import (
     restricted_security_context,
     selector_labels,
 )
+from taskmanager_operator.builders.scheduling import pod_scheduling
 from taskmanager_operator.builders.secrets import DATABASE_URL, JWT_SIGNING_KEY, REDIS_URL
 from taskmanager_operator.resource import TaskManager
 
@@ -149,6 +150,7 @@ def build_deployment(tm: TaskManager, *, image: str, rollout_checksum: str) -> M
                 ],
                 "containers": [container],
                 "volumes": pod_volumes(tm),
+                **pod_scheduling(tm),
             },
         },
     }

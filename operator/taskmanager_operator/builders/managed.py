@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from taskmanager_operator.api.v1alpha1 import Scheduling
 from taskmanager_operator.builders.common import (
     CACHE,
     DATABASE,
@@ -21,6 +22,7 @@ from taskmanager_operator.builders.common import (
     restricted_security_context,
     selector_labels,
 )
+from taskmanager_operator.builders.scheduling import pod_scheduling
 from taskmanager_operator.builders.secrets import (
     POSTGRES_DB,
     POSTGRES_PASSWORD,
@@ -41,8 +43,11 @@ def _pod_template(
     component: str,
     container: dict[str, Any],
     volumes: list[dict[str, Any]],
+    scheduling: Scheduling | None,
+    *,
     annotations: dict[str, str] | None = None,
 ) -> dict[str, Any]:
+    """The pod of a managed service; its own scheduling, when set, replaces the TaskManager's."""
     pod_metadata: dict[str, Any] = {"labels": labels(tm, component)}
     if annotations:
         pod_metadata["annotations"] = annotations
@@ -54,6 +59,7 @@ def _pod_template(
             "securityContext": restricted_pod_security_context(SERVICE_UID),
             "containers": [container],
             "volumes": volumes,
+            **pod_scheduling(tm, scheduling),
         },
     }
 
@@ -149,6 +155,7 @@ def build_postgres(tm: TaskManager) -> list[Manifest]:
                     {"name": "tmp", "emptyDir": {}},
                     _secret_file_volume(tm, "password", POSTGRES_PASSWORD),
                 ],
+                managed.scheduling,
             ),
             "volumeClaimTemplates": [
                 {
@@ -197,6 +204,7 @@ def build_redis(tm: TaskManager) -> list[Manifest]:
                 CACHE,
                 container,
                 [{"name": "data", "emptyDir": {}}, _secret_file_volume(tm, "config", REDIS_CONFIG)],
+                managed.scheduling,
                 # The password is left out: it is generated once and never changes.
                 annotations={CONFIG_CHECKSUM_ANNOTATION: checksum(redis_settings())},
             ),

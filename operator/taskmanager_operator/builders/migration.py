@@ -6,6 +6,7 @@ import hashlib
 
 from taskmanager_operator.builders.api import api_container, pod_security_context, pod_volumes
 from taskmanager_operator.builders.common import MIGRATION, Manifest, labels, metadata
+from taskmanager_operator.builders.scheduling import pod_scheduling
 from taskmanager_operator.resource import TaskManager
 
 MIGRATION_IMAGE_ANNOTATION = "taskmanager.dev/image"
@@ -40,6 +41,7 @@ def build_migration_job(tm: TaskManager, *, image: str) -> Manifest:
                     "securityContext": pod_security_context(),
                     "containers": [container],
                     "volumes": pod_volumes(tm),
+                    **pod_scheduling(tm),
                 },
             },
         },
