@@ -30,7 +30,11 @@ RUN python3 -m venv /opt/build \
 COPY pyproject.toml README.md ./
 COPY operator/ operator/
 COPY app/ app/
-RUN /opt/build/bin/pip wheel --no-cache-dir --no-deps --no-build-isolation --wheel-dir /src/dist .
+# Installed into a directory of its own, which the runtime stage copies: a COPY's cache follows the
+# files' content, where a RUN with a bind mount of this stage would reuse a stale layer.
+RUN /opt/build/bin/pip wheel --no-cache-dir --no-deps --no-build-isolation --wheel-dir /src/dist . \
+    && /opt/build/bin/pip install --no-cache-dir --no-deps --no-index --target /opt/project \
+        /src/dist/*.whl
 
 
 FROM ${BASE_IMAGE} AS runtime
@@ -52,16 +56,14 @@ RUN apt-get update \
 
 COPY --from=builder /opt/venv /opt/venv
 # The project goes in a layer of its own: a code change ships a few hundred kB, not the
-# dependencies again. The build venv's pip is mounted for this step only.
-RUN --mount=type=bind,from=builder,source=/opt/build,target=/opt/build \
-    --mount=type=bind,from=builder,source=/src/dist,target=/opt/dist \
-    /opt/build/bin/pip --python /opt/venv/bin/python install --no-cache-dir --no-deps --no-index \
-        /opt/dist/*.whl
+# dependencies again.
+COPY --from=builder /opt/project /opt/project
 
 # The bytecode was compiled at install time; a read-only root could not take more. HOME and the
 # working directory are /tmp so whatever a tool writes (a relative SQLite file, psql's history)
 # lands on the one writable path.
 ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONPATH=/opt/project \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     HOME=/tmp

@@ -8,6 +8,7 @@ install: build.sh installs it as root, and says what to run otherwise.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -249,3 +250,29 @@ def test_image_carries_no_dev_tools_and_no_pip() -> None:
     modules = ("pytest", "mypy", "ruff", "schemathesis", "hatchling", "pip")
     result = run_once("python", "-c", probe, *modules)
     assert result.returncode == 0, explain(result)
+
+
+def test_the_image_carries_the_working_trees_code() -> None:
+    """Every module of both packages in the image is the working tree's, byte for byte: a code
+    change must never ship a cached layer of older code."""
+    packages = {
+        "taskmanager_operator": REPO / "operator" / "taskmanager_operator",
+        "taskmanager_api": REPO / "app" / "taskmanager_api",
+    }
+    probe = (
+        "import hashlib, importlib, pathlib, sys\n"
+        "for name in sys.argv[1:]:\n"
+        "    root = pathlib.Path(importlib.import_module(name).__file__).parent\n"
+        "    for path in sorted(root.rglob('*.py')):\n"
+        "        digest = hashlib.sha256(path.read_bytes()).hexdigest()\n"
+        "        print(name, path.relative_to(root), digest)\n"
+    )
+    result = run_once("python", "-c", probe, *packages)
+    assert result.returncode == 0, explain(result)
+    in_image = set(result.stdout.splitlines())
+    in_tree = {
+        f"{name} {path.relative_to(root)} {hashlib.sha256(path.read_bytes()).hexdigest()}"
+        for name, root in packages.items()
+        for path in sorted(root.rglob("*.py"))
+    }
+    assert in_image == in_tree, sorted(in_image ^ in_tree)[:10]
