@@ -25,8 +25,11 @@ from taskmanager_operator.resource import TaskManager
 
 # Changing this annotation's value rolls the pods: it digests the config and secret inputs.
 ROLLOUT_CHECKSUM_ANNOTATION = "taskmanager.dev/rollout-checksum"
-# The API's own graceful timeout is 25 s; the kubelet waits a little longer before SIGKILL.
-TERMINATION_GRACE_SECONDS = 30
+# How long a deleted pod keeps serving before it stops (the preStop sleep).
+ENDPOINT_DRAIN_SECONDS = 5
+# The drain, then the API's own graceful timeout (25 s); the kubelet waits a little longer before
+# SIGKILL.
+TERMINATION_GRACE_SECONDS = ENDPOINT_DRAIN_SECONDS + 30
 APP_UID = 10001
 
 
@@ -115,6 +118,9 @@ def build_deployment(tm: TaskManager, *, image: str, rollout_checksum: str) -> M
         "timeoutSeconds": 2,
         "failureThreshold": 2,
     }
+    # A deleted pod stays in the Service's endpoints until every kube-proxy has seen it go; it keeps
+    # serving that long before the server starts its graceful shutdown, so no client is refused.
+    container["lifecycle"] = {"preStop": {"sleep": {"seconds": ENDPOINT_DRAIN_SECONDS}}}
     selector = selector_labels(tm, API)
     deployment_spec: dict[str, Any] = {
         "selector": {"matchLabels": selector},
