@@ -8,8 +8,11 @@
 # pods live on the bridge's subnet, forwarding between the bridge and any other interface is
 # dropped, kwok's simulated pod range is blackholed, and CoreDNS answers cluster names only.
 #
-# Usage: hack/node.sh up|down|status|check   (up runs after the control plane is up; down is
-# idempotent and removes everything up made). Needs root and Debian's containerd (see check).
+# Usage: hack/node.sh up|down|status|check|images|import IMAGE...
+#   up runs after the control plane is up; down is idempotent and removes everything up made;
+#   images rebuilds the node's images from the working tree and imports the changed ones;
+#   import puts podman images on the node (pods use them with imagePullPolicy Never or
+#   IfNotPresent: no registry is reachable). Needs root and Debian's containerd (see check).
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -232,7 +235,7 @@ build_images() {
   if ! podman image exists "$NODE_PAUSE_IMAGE"; then
     local dir; dir=$(mktemp -d)
     CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-buildvcs=false go build -ldflags "-s -w" -o "$dir/pause" "$here/node/pause/main.go"
-    tar -C "$dir" -c pause | podman import --change 'ENTRYPOINT ["/pause"]' --change 'USER 65535:65535' - "$NODE_PAUSE_IMAGE" >/dev/null
+    tar -C "$dir" -c pause | podman import --quiet --change 'ENTRYPOINT ["/pause"]' --change 'USER 65535:65535' - "$NODE_PAUSE_IMAGE" >/dev/null
     rm -rf "$dir"
   fi
   local image
@@ -304,6 +307,17 @@ recycle_volumes() {
   done
 }
 
+# The node's images built from the working tree and imported where they changed: the e2e tests
+# run this first, so they never test an image older than the code.
+images() {
+  local start=$SECONDS image
+  build_images
+  for image in "$NODE_PAUSE_IMAGE" "$NODE_POSTGRES_IMAGE" "$NODE_REDIS_IMAGE" "$NODE_API_IMAGE"; do
+    import_image "$image"
+  done
+  log "images ready in $((SECONDS - start)) s"
+}
+
 running() { [ -f "$state/pid/$1" ] && kill -0 "$(cat "$state/pid/$1")" 2>/dev/null; }
 
 node_ready() {
@@ -330,13 +344,7 @@ up() {
   start_process apiserver-relay socat "TCP-LISTEN:$port,bind=$NODE_IP,reuseaddr,fork" "TCP:127.0.0.1:$port"
   start_process containerd containerd --config "$state/containerd/config.toml"
   wait_for "containerd" 30 ctr_ version
-  local images_start=$SECONDS
-  build_images
-  local image
-  for image in "$NODE_PAUSE_IMAGE" "$NODE_POSTGRES_IMAGE" "$NODE_REDIS_IMAGE" "$NODE_API_IMAGE"; do
-    import_image "$image"
-  done
-  log "images ready in $((SECONDS - images_start)) s"
+  images
   start_process kubelet "$tools/kubelet" --config "$state/kubelet/config.yaml" --kubeconfig "$kubeconfig" \
     --root-dir "$state/kubelet/root" --cert-dir "$state/kubelet/pki" --hostname-override "$NODE_NAME" \
     --node-ip "$NODE_IP" --node-labels "$NODE_LABEL_KEY=true,topology.kubernetes.io/zone=zone-real"
@@ -366,8 +374,7 @@ remove_containers() {
     ctr_ tasks kill --signal SIGKILL "$task" >/dev/null 2>&1 || true
   done
   for task in $(ctr_ tasks ls -q 2>/dev/null); do
-    wait_for "task $task to stop" 10 bash -c "ctr --address '$sock' -n k8s.io tasks ls | grep -q \"^$task .*STOPPED\"" || true
-    ctr_ tasks delete --force "$task" >/dev/null 2>&1 || true
+    wait_for "task $task to stop" 10 ctr_ tasks delete "$task" || ctr_ tasks delete --force "$task" >/dev/null 2>&1 || true
   done
   local container
   for container in $(ctr_ containers ls -q 2>/dev/null); do
@@ -396,17 +403,17 @@ remove_leftovers() {
   for family in ip ip6; do
     for table in filter nat mangle; do
       nft list table "$family" "$table" >/dev/null 2>&1 || continue
-      nft -a list table "$family" "$table" | awk '
+      nft -a list table "$family" "$table" 2>/dev/null | awk '
         $1 == "chain" { chain = $2 }
         /jump KUBE-/ { print chain, $NF }' | while read -r chain handle; do
         nft delete rule "$family" "$table" "$chain" handle "$handle" 2>/dev/null || true
       done
       local chains
-      chains=$(nft list table "$family" "$table" | awk '$1 == "chain" && $2 ~ /^KUBE-/ {print $2}')
+      chains=$(nft list table "$family" "$table" 2>/dev/null | awk '$1 == "chain" && $2 ~ /^KUBE-/ {print $2}')
       for chain in $chains; do nft flush chain "$family" "$table" "$chain"; done
       for chain in $chains; do nft delete chain "$family" "$table" "$chain" 2>/dev/null || true; done
       if ! grep -qx "$family $table" "$tables_before" 2>/dev/null \
-          && ! nft list table "$family" "$table" | grep -qvE '^\s*(table|chain|type|policy|\}|$)'; then
+          && ! nft list table "$family" "$table" 2>/dev/null | grep -qvE '^\s*(table|chain|type|policy|\}|$)'; then
         nft delete table "$family" "$table"
       fi
     done
@@ -449,5 +456,12 @@ case ${1:-} in
   down) down ;;
   status) status ;;
   check) check ;;
-  *) echo "usage: $0 up|down|status|check" >&2; exit 2 ;;
+  images)
+    running containerd || die "the node is not running: make cluster-up"
+    images ;;
+  import)
+    shift
+    running containerd || die "the node is not running: make cluster-up"
+    for image in "$@"; do import_image "$image"; done ;;
+  *) echo "usage: $0 up|down|status|check|images|import IMAGE..." >&2; exit 2 ;;
 esac

@@ -4,6 +4,7 @@
 set -eu
 : "${POSTGRES_USER:=postgres}" "${POSTGRES_DB:=$POSTGRES_USER}"
 if [ "${1:-postgres}" != postgres ]; then exec "$@"; fi
+[ $# -eq 0 ] || shift
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
   [ -r "${POSTGRES_PASSWORD_FILE:-}" ] || { echo "POSTGRES_PASSWORD_FILE must name a readable file" >&2; exit 1; }
   mkdir -p "$PGDATA" && chmod 700 "$PGDATA"
