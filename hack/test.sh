@@ -18,6 +18,8 @@ stop_cluster() {
   if $started_cluster && [ -z "${KEEP_CLUSTER:-}" ]; then
     echo "== stopping the local cluster"
     hack/cluster.sh down
+    # Nothing of the real node may outlive `down`: processes, links, routes, firewall, mounts.
+    $py -m tests.support.footprint clean || { echo "error: cluster down left the above behind" >&2; exit 1; }
   fi
 }
 trap stop_cluster EXIT
