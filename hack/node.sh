@@ -8,9 +8,10 @@
 # pods live on the bridge's subnet, forwarding between the bridge and any other interface is
 # dropped, kwok's simulated pod range is blackholed, and CoreDNS answers cluster names only.
 #
-# Usage: hack/node.sh up|down|status|check|images|import IMAGE...
+# Usage: hack/node.sh up|down|status|check|refresh|import IMAGE...
 #   up runs after the control plane is up; down is idempotent and removes everything up made;
-#   images rebuilds the node's images from the working tree and imports the changed ones;
+#   refresh rebuilds the node's images from the working tree, imports the changed ones and empties
+#   released volumes (what the e2e tests and make run do first);
 #   import puts podman images on the node (pods use them with imagePullPolicy Never or
 #   IfNotPresent: no registry is reachable). Needs root and Debian's containerd (see check).
 set -euo pipefail
@@ -308,7 +309,7 @@ recycle_volumes() {
 }
 
 # The node's images built from the working tree and imported where they changed: the e2e tests
-# run this first, so they never test an image older than the code.
+# and make run do this first, so they never run an image older than the code.
 images() {
   local start=$SECONDS image
   build_images
@@ -456,12 +457,13 @@ case ${1:-} in
   down) down ;;
   status) status ;;
   check) check ;;
-  images)
+  refresh)
     running containerd || die "the node is not running: make cluster-up"
-    images ;;
+    images
+    recycle_volumes ;;
   import)
     shift
     running containerd || die "the node is not running: make cluster-up"
     for image in "$@"; do import_image "$image"; done ;;
-  *) echo "usage: $0 up|down|status|check|images|import IMAGE..." >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|check|refresh|import IMAGE..." >&2; exit 2 ;;
 esac

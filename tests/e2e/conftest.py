@@ -106,10 +106,10 @@ def operator_release(
     the real node, watching the e2e namespaces."""
     # The images from the working tree: a cluster started before the last change has older ones.
     built = subprocess.run(
-        [str(NODE_SCRIPT), "images"], capture_output=True, text=True, check=False, timeout=900
+        [str(NODE_SCRIPT), "refresh"], capture_output=True, text=True, check=False, timeout=900
     )
     if built.returncode != 0:
-        pytest.fail(f"hack/node.sh images failed:\n{built.stdout}{built.stderr}")
+        pytest.fail(f"hack/node.sh refresh failed:\n{built.stdout}{built.stderr}")
     repository, _, tag = node.api_image.rpartition(":")
     with e2e_namespace(api_client, "operator") as namespace:
         release = OperatorRelease(name="e2e", namespace=namespace)
