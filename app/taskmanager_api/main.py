@@ -24,6 +24,7 @@ from taskmanager_api.core.db import (
 )
 from taskmanager_api.core.deps import Services
 from taskmanager_api.core.errors import install_error_handlers
+from taskmanager_api.core.http_headers import install_browser_headers
 from taskmanager_api.core.middleware import RequestContextMiddleware
 from taskmanager_api.core.security import PasswordService, TokenService
 from taskmanager_api.core.state_store import MemoryStore, RedisStore, Store, StoreUnavailableError
@@ -128,6 +129,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(
         RequestContextMiddleware, metrics=app_metrics, max_body_bytes=settings.max_body_bytes
     )
+    install_browser_headers(app, settings)  # outside RequestContextMiddleware: added after it
     # Included one level deep: every extra router level is matched again on every request.
     # Matched in this order, route by route: the busiest routes (tasks) come first.
     for router in (tasks_router, comments_router, users_router, auth_router):

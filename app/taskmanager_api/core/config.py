@@ -14,7 +14,7 @@ import re
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     BeforeValidator,
@@ -46,6 +46,27 @@ def parse_duration(value: Any) -> Any:
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+# CORS and security headers. The TaskManager's spec.cors and spec.securityHeaders take these types
+# too, so the CRD refuses at `kubectl apply` what the API would refuse at start.
+# An origin as browsers send it (`scheme://host[:port]`, lower case, no path), or `*` for any.
+CORS_ORIGIN_PATTERN = (
+    r"^(\*|[a-z][a-z0-9+.-]*://"
+    r"([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*|\[[0-9a-f:.]+\])"
+    r"(:[0-9]{1,5})?)$"
+)
+CorsOrigin = Annotated[str, Field(pattern=CORS_ORIGIN_PATTERN, max_length=300)]
+HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+# A header name is an HTTP token (RFC 9110); `*` is one too, and lets any header through.
+HeaderName = Annotated[str, Field(pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", max_length=128)]
+# Browsers cap a preflight's cache below this anyway (Firefox 24 h, Chromium 2 h).
+CorsMaxAgeSeconds = Annotated[int, Field(ge=0, le=86400)]
+HstsMaxAgeSeconds = Annotated[int, Field(ge=0, le=2 * 365 * 86400)]
+# The methods and headers the API's own routes need from a browser on another origin.
+DEFAULT_CORS_METHODS: tuple[HttpMethod, ...] = ("GET", "POST", "PATCH", "DELETE")
+DEFAULT_CORS_HEADERS = ("Authorization", "Content-Type", "X-Request-ID")
+DEFAULT_CORS_MAX_AGE_SECONDS = 600
+DEFAULT_HSTS_MAX_AGE_SECONDS = 365 * 86400
 
 
 class Environment(StrEnum):
@@ -130,6 +151,20 @@ class Settings(BaseSettings):
     log_json: bool = True
     docs_enabled: bool = True
 
+    # Lists are JSON in the environment: TASKMANAGER_CORS_ALLOW_ORIGINS='["https://app.example"]'.
+    cors_allow_origins: tuple[CorsOrigin, ...] = Field(
+        default=(),
+        description="Origins whose browser scripts may call the API; none: no CORS headers at all.",
+    )
+    cors_allow_methods: tuple[HttpMethod, ...] = DEFAULT_CORS_METHODS
+    cors_allow_headers: tuple[HeaderName, ...] = DEFAULT_CORS_HEADERS
+    cors_allow_credentials: bool = False
+    cors_max_age_seconds: CorsMaxAgeSeconds = DEFAULT_CORS_MAX_AGE_SECONDS
+    security_headers_enabled: bool = Field(
+        default=True, description="nosniff, frame and referrer policies, and HSTS over TLS."
+    )
+    hsts_max_age_seconds: HstsMaxAgeSeconds = DEFAULT_HSTS_MAX_AGE_SECONDS
+
     @field_validator("access_token_ttl", "refresh_token_ttl", "rate_limit_window", "cache_ttl")
     @classmethod
     def _positive(cls, value: timedelta) -> timedelta:
@@ -152,6 +187,12 @@ class Settings(BaseSettings):
             problems.append(
                 f"{env_name('refresh_token_ttl')} must be longer than "
                 f"{env_name('access_token_ttl')}"
+            )
+        if self.cors_allow_credentials and "*" in self.cors_allow_origins:
+            # Browsers refuse credentialed responses that allow every origin.
+            problems.append(
+                f"{env_name('cors_allow_origins')} must list the origins, not *, while "
+                f"{env_name('cors_allow_credentials')} is true"
             )
         if self.environment is not Environment.DEVELOPMENT:
             problems.extend(self._signing_key_problems())
