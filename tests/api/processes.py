@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.api.helpers import API, PASSWORD
 from tests.support.services import free_port
 from tests.support.wait import wait_until
 
@@ -102,3 +103,26 @@ def run_api(
         yield api
     finally:
         api.stop()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def log_in(api: ApiProcess) -> dict[str, str]:
+    """Register a new user on `api` and log in: its access and refresh tokens."""
+    credentials = {"email": f"r-{uuid.uuid4().hex[:10]}@example.com", "password": PASSWORD}
+    assert httpx.post(f"{api.url}{API}/auth/register", json=credentials).status_code == 201
+    response = httpx.post(f"{api.url}{API}/auth/login", json=credentials)
+    assert response.status_code == 200, response.text
+    tokens: dict[str, str] = response.json()
+    return tokens
+
+
+def me(api: ApiProcess, access_token: str) -> int:
+    """The status of GET /users/me with the token: 200 while `api` accepts it."""
+    return httpx.get(f"{api.url}{API}/users/me", headers=bearer(access_token)).status_code
+
+
+def refresh(api: ApiProcess, refresh_token: str) -> httpx.Response:
+    return httpx.post(f"{api.url}{API}/auth/refresh", json={"refresh_token": refresh_token})

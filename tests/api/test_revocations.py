@@ -23,10 +23,20 @@ import redis
 from taskmanager_api.core.config import Settings
 from taskmanager_api.core.redis_policy import RECOMMENDED_POLICY
 from taskmanager_api.core.state_store import LOADED_MARKER, RedisStore
+from taskmanager_operator.api.v1alpha1 import ManagedRedis
 from taskmanager_operator.builders.secrets import redis_settings
 from tests.api.conftest import API_REDIS_DB, AppFactory, running_app
-from tests.api.helpers import API, PASSWORD
-from tests.api.processes import ApiProcess, api_environment, run_api, write_secrets
+from tests.api.helpers import API
+from tests.api.processes import (
+    ApiProcess,
+    api_environment,
+    bearer,
+    log_in,
+    me,
+    refresh,
+    run_api,
+    write_secrets,
+)
 from tests.support.services import RedisProcess, RedisServer, redis_process
 from tests.support.wait import wait_until
 
@@ -38,7 +48,7 @@ RENDERED_KEYS = ("save", "appendonly", "maxmemory-policy")
 
 
 def rendered_redis_policy_lines() -> str:
-    config = redis_settings()
+    config = redis_settings(ManagedRedis())
     lines = [line for line in config.splitlines() if line.split(" ", 1)[0] in RENDERED_KEYS]
     assert {line.split(" ", 1)[0] for line in lines} == set(RENDERED_KEYS), config
     return "\n".join(lines) + "\n"
@@ -75,27 +85,6 @@ def replicas(api_database_url: str, tmp_path_factory: pytest.TempPathFactory) ->
         )
         with run_api(env, workdir, name="a") as a, run_api(env, workdir, name="b") as b:
             yield Replicas(redis, a, b)
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def log_in(api: ApiProcess) -> dict[str, str]:
-    credentials = {"email": f"r-{uuid.uuid4().hex[:10]}@example.com", "password": PASSWORD}
-    assert httpx.post(f"{api.url}{API}/auth/register", json=credentials).status_code == 201
-    response = httpx.post(f"{api.url}{API}/auth/login", json=credentials)
-    assert response.status_code == 200, response.text
-    tokens: dict[str, str] = response.json()
-    return tokens
-
-
-def me(api: ApiProcess, access_token: str) -> int:
-    return httpx.get(f"{api.url}{API}/users/me", headers=bearer(access_token)).status_code
-
-
-def refresh(api: ApiProcess, refresh_token: str) -> httpx.Response:
-    return httpx.post(f"{api.url}{API}/auth/refresh", json={"refresh_token": refresh_token})
 
 
 def assert_session_refused(replicas: Replicas, tokens: dict[str, str]) -> None:
