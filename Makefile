@@ -52,10 +52,11 @@ lock: | $(UV) ## Re-resolve requirements.lock from pyproject.toml.
 	UV=$(UV) hack/image/lock.sh
 
 .PHONY: lint
-lint: $(VENV)/.installed ## Run ruff (check and format) and mypy --strict.
+lint: $(VENV)/.installed ## Run ruff (check and format), mypy --strict, and kube-score on what we render.
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
+	hack/kube-score.sh
 
 .PHONY: fmt
 fmt: $(VENV)/.installed ## Format and auto-fix with ruff.

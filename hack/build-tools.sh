@@ -3,7 +3,7 @@
 # module proxy) into a per-version cache outside the repository. A warm cache skips every build.
 #
 # Usage: hack/build-tools.sh [tool...]
-#   tools: kubernetes etcd kwok metrics-server helm node coredns (default: all)
+#   tools: kubernetes etcd kwok metrics-server helm node coredns kube-score (default: all)
 #   node is the real node's kubelet and kube-proxy (hack/node.sh), coredns its cluster DNS.
 # Prints the bin directory on the last line of stdout.
 set -euo pipefail
@@ -114,9 +114,17 @@ build_metrics_server() {
     "sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION"
 }
 
+# CoreDNS with the node's plugins only (hack/node/coredns/main.go), in a wrapper module.
 build_coredns() {
-  go_install "coredns-$COREDNS_VERSION" "github.com/coredns/coredns@$COREDNS_VERSION" \
-    "-X github.com/coredns/coredns/coremain.GitCommit=$COREDNS_VERSION"
+  local dir="$work/coredns-$COREDNS_VERSION"
+  rm -rf "$dir" && mkdir -p "$dir" && cd "$dir"
+  cp "$here/node/coredns/main.go" .
+  go mod init local/coredns-build >/dev/null 2>&1
+  go mod edit "-require=github.com/coredns/coredns@$COREDNS_VERSION"
+  go mod tidy >/dev/null 2>&1
+  go build -mod=mod -ldflags "-s -w -X github.com/coredns/coredns/coremain.GitCommit=$COREDNS_VERSION" \
+    -o "$bin/coredns-node-$COREDNS_VERSION" .
+  cd "$work" && rm -rf "$dir"
 }
 
 build_helm() {
@@ -124,19 +132,25 @@ build_helm() {
     "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
 }
 
+build_kube_score() {
+  go_install "kube-score-$KUBE_SCORE_VERSION" "github.com/zegl/kube-score/cmd/kube-score@$KUBE_SCORE_VERSION" \
+    "-X main.version=${KUBE_SCORE_VERSION#v}"
+}
+
 tools=("$@")
-[ ${#tools[@]} -gt 0 ] || tools=(kwok metrics-server helm etcd kubernetes node coredns)
+[ ${#tools[@]} -gt 0 ] || tools=(kwok metrics-server helm etcd kubernetes node coredns kube-score)
 for tool in "${tools[@]}"; do
   case $tool in
     kubernetes) timed_build "kubernetes $KUBERNETES_VERSION" "$bin/.kubernetes-$KUBERNETES_VERSION" \
       build_kubernetes control-plane kube-apiserver kube-controller-manager kube-scheduler kubectl ;;
     node) timed_build "kubelet and kube-proxy $KUBERNETES_VERSION" "$bin/.node-$KUBERNETES_VERSION" \
       build_kubernetes node kubelet kube-proxy ;;
-    coredns) timed_build "coredns $COREDNS_VERSION" "$bin/.coredns-$COREDNS_VERSION" build_coredns ;;
+    coredns) timed_build "coredns $COREDNS_VERSION (the node's plugins)" "$bin/.coredns-node-$COREDNS_VERSION" build_coredns ;;
     etcd) timed_build "etcd $ETCD_VERSION" "$bin/.etcd-$ETCD_VERSION" build_etcd ;;
     kwok) timed_build "kwok $KWOK_VERSION" "$bin/.kwok-$KWOK_VERSION" build_kwok ;;
     metrics-server) timed_build "metrics-server $METRICS_SERVER_VERSION" "$bin/.metrics-server-$METRICS_SERVER_VERSION" build_metrics_server ;;
     helm) timed_build "helm $HELM_VERSION" "$bin/.helm-$HELM_VERSION" build_helm ;;
+    kube-score) timed_build "kube-score $KUBE_SCORE_VERSION" "$bin/.kube-score-$KUBE_SCORE_VERSION" build_kube_score ;;
     *) echo "unknown tool: $tool" >&2; exit 2 ;;
   esac
 done

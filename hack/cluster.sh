@@ -41,9 +41,10 @@ link_tools() {
   ln -sfn "$bin/kwokctl-$KWOK_VERSION" "$tools/kwokctl"
   ln -sfn "$bin/metrics-server-$METRICS_SERVER_VERSION" "$tools/metrics-server"
   ln -sfn "$bin/helm-$HELM_VERSION" "$tools/helm"
+  ln -sfn "$bin/kube-score-$KUBE_SCORE_VERSION" "$tools/kube-score"
   ln -sfn "$bin/kubelet-$KUBERNETES_VERSION" "$tools/kubelet"
   ln -sfn "$bin/kube-proxy-$KUBERNETES_VERSION" "$tools/kube-proxy"
-  ln -sfn "$bin/coredns-$COREDNS_VERSION" "$tools/coredns"
+  ln -sfn "$bin/coredns-node-$COREDNS_VERSION" "$tools/coredns"
 }
 
 # With the real node, kwok manages only the simulated nodes (kwokctl always passes
@@ -101,6 +102,9 @@ api_ready() {
 # Nodes that metrics-server can scrape: kwok serves every node's resource metrics on its one port,
 # under a path per node (the annotation tells metrics-server which), so each node's address is the
 # loopback kwok listens on. The two nodes sit in two zones, so topology spread has somewhere to go.
+# They have ephemeral storage: a pod that requests some (every pod the operator makes) fits only
+# on a node that reports it.
+kwok_node_storage=100Gi
 create_nodes() {
   local i
   for i in 0 1; do
@@ -124,10 +128,20 @@ metadata:
 spec: {}
 status:
   addresses: [{type: InternalIP, address: 127.0.0.1}]
-  allocatable: {cpu: "32", memory: 256Gi, pods: "110"}
-  capacity: {cpu: "32", memory: 256Gi, pods: "110"}
+  allocatable: {cpu: "32", memory: 256Gi, ephemeral-storage: $kwok_node_storage, pods: "110"}
+  capacity: {cpu: "32", memory: 256Gi, ephemeral-storage: $kwok_node_storage, pods: "110"}
 YAML
   done | kubectl --kubeconfig "$kubeconfig" apply -f - >/dev/null
+}
+
+# A cluster made before the simulated nodes had ephemeral storage gets it (kwok keeps what the
+# node's status says).
+add_node_storage() {
+  local i storage="{\"ephemeral-storage\": \"$kwok_node_storage\"}"
+  for i in 0 1; do
+    kubectl --kubeconfig "$kubeconfig" patch node "kwok-node-$i" --subresource=status --type=merge \
+      -p "{\"status\": {\"allocatable\": $storage, \"capacity\": $storage}}" >/dev/null
+  done
 }
 
 # There is no volume provisioner in a simulated cluster, so a default StorageClass with static
@@ -192,6 +206,7 @@ up() {
   [ "$real_node" = 0 ] || "$here/node.sh" check
   if cluster_exists && api_ready; then
     recycle_volumes
+    add_node_storage
     [ "$real_node" = 0 ] || "$here/node.sh" up
     log "cluster '$name' is already running (kubeconfig: $kubeconfig)"
     return 0

@@ -12,6 +12,7 @@ echo "== lint"
 $py -m ruff check .
 $py -m ruff format --check .
 $py -m mypy
+hack/kube-score.sh
 
 started_cluster=false
 stop_cluster() {
