@@ -24,8 +24,14 @@ from dataclasses import dataclass
 from kubernetes import config
 from kubernetes.client import ApiClient
 
-from taskmanager_operator.builders import availability, monitoring, network
-from taskmanager_operator.builders.common import Capabilities, Manifest, api_name
+from taskmanager_operator.builders import availability, exposure, identity, monitoring, network
+from taskmanager_operator.builders.common import (
+    Capabilities,
+    Manifest,
+    api_name,
+    cache_name,
+    database_name,
+)
 from taskmanager_operator.k8s import Kube
 from taskmanager_operator.resource import TaskManager
 
@@ -42,6 +48,9 @@ class WhenWanted:
     # The manifest, or None when the spec does not ask for the child (it is then deleted).
     build: Callable[[TaskManager, Capabilities], Manifest | None]
     name: Callable[[TaskManager], str]
+    # Applied before the workloads, whose pods the API server refuses while it is missing (a
+    # ServiceAccount); the others after them (an HPA scales the Deployment).
+    before_workloads: bool = False
 
 
 @dataclass(frozen=True)
@@ -71,6 +80,7 @@ class ChildKind:
 
 PROMETHEUS_OPERATOR = "prometheus-operator"
 GRAFANA_OPERATOR = "grafana-operator"
+GATEWAY_API = "gateway-api"
 
 
 def _monitoring(
@@ -94,6 +104,12 @@ def _spec_only(
 
 CHILDREN: tuple[ChildKind, ...] = (
     ChildKind("v1", "Secret", "secrets"),
+    ChildKind(
+        "v1",
+        "ServiceAccount",
+        "serviceaccounts",
+        (WhenWanted(_spec_only(identity.build_service_account), api_name, before_workloads=True),),
+    ),
     ChildKind(
         "v1",
         "ConfigMap",
@@ -120,13 +136,27 @@ CHILDREN: tuple[ChildKind, ...] = (
         "networking.k8s.io/v1",
         "NetworkPolicy",
         "networkpolicies",
-        (WhenWanted(_spec_only(network.build_network_policy), api_name),),
+        (
+            WhenWanted(_spec_only(network.build_network_policy), api_name),
+            WhenWanted(
+                _spec_only(network.build_migration_network_policy), network.migration_policy_name
+            ),
+            WhenWanted(_spec_only(network.build_database_network_policy), database_name),
+            WhenWanted(_spec_only(network.build_cache_network_policy), cache_name),
+        ),
     ),
     ChildKind(
         "networking.k8s.io/v1",
         "Ingress",
         "ingresses",
-        (WhenWanted(_spec_only(network.build_ingress), api_name),),
+        (WhenWanted(_spec_only(exposure.build_ingress), api_name),),
+    ),
+    ChildKind(
+        exposure.GATEWAY_API_VERSION,
+        "HTTPRoute",
+        "httproutes",
+        (WhenWanted(_spec_only(exposure.build_http_route), api_name),),
+        crd_of=GATEWAY_API,
     ),
     ChildKind(
         monitoring.MONITORING_API_VERSION,

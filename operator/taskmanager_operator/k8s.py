@@ -55,8 +55,17 @@ class KubeApi(Protocol):
     def hand_over_replicas(self, deployment: Object) -> None: ...
 
     def delete_owned(
-        self, api_version: str, kind: str, namespace: str, name: str, owner_uid: str
-    ) -> bool: ...
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str,
+        name: str,
+        owner_uid: str,
+        *,
+        orphan: bool = False,
+    ) -> bool:
+        """Delete a child of this owner; with `orphan`, what it owns (pods, volumes) stays."""
+        ...
 
     def post_event(
         self, involved: Mapping[str, str], event_type: str, reason: str, message: str
@@ -175,7 +184,14 @@ class Kube:
         )
 
     def delete_owned(
-        self, api_version: str, kind: str, namespace: str, name: str, owner_uid: str
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str,
+        name: str,
+        owner_uid: str,
+        *,
+        orphan: bool = False,
     ) -> bool:
         """Delete a child that is no longer wanted; never an object someone else owns."""
         existing = self.get(api_version, kind, namespace, name)
@@ -189,7 +205,9 @@ class Kube:
             return False
         try:
             self._resource(api_version, kind).delete(
-                name=name, namespace=namespace, body={"propagationPolicy": "Background"}
+                name=name,
+                namespace=namespace,
+                body={"propagationPolicy": "Orphan" if orphan else "Background"},
             )
         except ApiException as error:
             if error.status != 404:

@@ -37,8 +37,9 @@ class OperatorSettings(BaseSettings):
     selection_recheck_seconds: float = Field(
         default=60,
         gt=0,
-        description="How soon a TaskManager whose monitoring objects no Prometheus selects is "
-        "looked at again (Prometheus objects may live in namespaces the operator does not watch).",
+        description="How soon a TaskManager whose monitoring objects no Prometheus selects, or "
+        "whose HTTPRoute's Gateway is missing, is looked at again (Prometheus objects and "
+        "Gateways may live in namespaces the operator does not watch).",
     )
     workers: int = Field(default=4, ge=1, le=64, description="Reconciles that run at once.")
     metrics_port: int = Field(default=8081, ge=0, le=65535, description="0 turns metrics off.")

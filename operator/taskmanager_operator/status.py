@@ -26,6 +26,8 @@ CACHE_EVICTION_SAFE = "CacheEvictionSafe"
 MONITORING_READY = "MonitoringReady"
 # Whether the autoscaler gets the request-rate metric it is asked to scale on.
 AUTOSCALING_METRICS_READY = "AutoscalingMetricsReady"
+# Whether the HTTPRoute of spec.ingress.gateway exists and its Gateway took it. Advisory too.
+ROUTE_ACCEPTED = "RouteAccepted"
 
 ConditionStatus = Literal["True", "False", "Unknown"]
 

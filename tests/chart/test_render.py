@@ -71,12 +71,15 @@ def test_all_namespaces_is_one_cluster_role_without_namespace_rights() -> None:
         "taskmanager-system-tm-taskmanager-operator",
         "taskmanager-system-tm-taskmanager-operator-kopf",
         "taskmanager-system-tm-taskmanager-operator-monitoring-reader",
+        "taskmanager-system-tm-taskmanager-operator-gateway-reader",
     }
     reader = cluster_roles["taskmanager-system-tm-taskmanager-operator-monitoring-reader"]
     assert {(r["resources"][0], *r["verbs"]) for r in reader["rules"]} == {
         ("prometheuses", "list"),
         ("namespaces", "get"),
     }
+    gateways = cluster_roles["taskmanager-system-tm-taskmanager-operator-gateway-reader"]
+    assert {(r["resources"][0], *r["verbs"]) for r in gateways["rules"]} == {("gateways", "get")}
     kopf_rules = cluster_roles["taskmanager-system-tm-taskmanager-operator-kopf"]["rules"]
     assert [r["resources"] for r in kopf_rules] == [["customresourcedefinitions"]]
     (deployment,) = of_kind(objects, "Deployment")
@@ -101,11 +104,13 @@ def test_a_namespace_list_gets_a_role_in_each_namespace() -> None:
         "taskmanager-system",
     }
     # The operator's own rights are not granted cluster-wide; kopf's small ClusterRole remains,
-    # and the read-only one of the Prometheus objects, which live in other namespaces.
+    # and the read-only ones of the Prometheus objects and the Gateways, which live in other
+    # namespaces.
     cluster_roles = of_kind(objects, "ClusterRole")
     assert {r["metadata"]["name"].rpartition("-operator-")[2] for r in cluster_roles} == {
         "kopf",
         "monitoring-reader",
+        "gateway-reader",
     }
     (kopf,) = [r for r in cluster_roles if r["metadata"]["name"].endswith("-kopf")]
     assert kopf["metadata"]["name"].endswith("-kopf")
@@ -199,3 +204,46 @@ def test_bad_values_are_refused_with_the_reason(flags: list[str], message: str) 
     result = template(extra=flags, check=False)
     assert result.returncode != 0, result.stdout
     assert message in result.stderr, result.stderr
+
+
+def test_the_operator_pods_let_in_only_their_health_and_metrics_ports() -> None:
+    (policy,) = of_kind(render(), "NetworkPolicy")
+    (deployment,) = of_kind(render(), "Deployment")
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    ports = [rule["ports"] for rule in policy["spec"]["ingress"]]
+    assert ports == [
+        [{"port": "healthz", "protocol": "TCP"}],
+        [{"port": "metrics", "protocol": "TCP"}],
+    ]
+    assert all("from" not in rule for rule in policy["spec"]["ingress"]), "anyone, by default"
+    assert policy["spec"]["egress"] == [{}], "the API server's address differs per cluster"
+
+
+def test_metrics_from_narrows_who_scrapes_and_egress_can_be_narrowed() -> None:
+    (policy,) = of_kind(
+        render(
+            {
+                "networkPolicy.metricsFrom[0].namespaceSelector.matchLabels.team": "monitoring",
+                "networkPolicy.egress[0].ports[0].port": 443,
+            }
+        ),
+        "NetworkPolicy",
+    )
+    _, metrics = policy["spec"]["ingress"]
+    assert metrics["from"] == [{"namespaceSelector": {"matchLabels": {"team": "monitoring"}}}]
+    assert policy["spec"]["egress"] == [{"ports": [{"port": 443}]}]
+    assert not of_kind(render({"networkPolicy.enabled": False}), "NetworkPolicy")
+
+
+def test_the_operator_is_ready_while_its_metrics_answer() -> None:
+    (deployment,) = of_kind(render(), "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/metrics", "port": "metrics"}
+    assert container["readinessProbe"] != container["livenessProbe"]
+    (without_metrics,) = of_kind(render({"metrics.enabled": False}), "Deployment")
+    (container,) = without_metrics["spec"]["template"]["spec"]["containers"]
+    assert "readinessProbe" not in container, "no Service selects the pods then"
+    assert {"requests", "limits"} <= container["resources"].keys()
+    assert "ephemeral-storage" in container["resources"]["limits"]

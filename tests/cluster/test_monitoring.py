@@ -21,7 +21,9 @@ from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 from taskmanager_operator.api.v1alpha1 import GROUP, PLURAL, VERSION
 from taskmanager_operator.builders import monitoring
 from taskmanager_operator.resource import TaskManager
-from tests.cluster.test_operator import KUBECTL, TaskManagers, is_gone, tms
+from taskmanager_operator.settings import FIELD_MANAGER
+from tests.cluster.test_operator import KUBECTL, TaskManagers, tms
+from tests.support.foreign_crds import ForeignCrds
 from tests.support.monitoring_crds import crd_manifests
 from tests.support.operator import OperatorProcess
 from tests.support.wait import wait_until
@@ -32,55 +34,11 @@ __all__ = ["tms"]  # the fixture, shared with test_operator
 MONITORING = monitoring.MONITORING_API_VERSION
 
 
-class PrometheusOperatorCrds:
-    def __init__(self, api_client: ApiClient) -> None:
-        self.api_client = api_client
-        self.extensions = client.ApiextensionsV1Api(api_client)
-        self.dynamic = DynamicClient(api_client)
-        self.manifests = crd_manifests()
-
-    def install(self) -> None:
-        crds = self.dynamic.resources.get(
-            api_version="apiextensions.k8s.io/v1", kind="CustomResourceDefinition"
-        )
-        for manifest in self.manifests:
-            crds.server_side_apply(
-                body=manifest, field_manager="taskmanager-tests", force_conflicts=True
-            )
-        names = [manifest["metadata"]["name"] for manifest in self.manifests]
-        wait_until(
-            lambda: all(self._established(name) for name in names) or None,
-            timeout=60,
-            what="prometheus-operator's CRDs to be Established",
-        )
-
-    def uninstall(self) -> None:
-        names = [manifest["metadata"]["name"] for manifest in self.manifests]
-        for name in names:
-            if not self._gone(name):
-                self.extensions.delete_custom_resource_definition(name)
-        wait_until(
-            lambda: all(self._gone(name) for name in names) or None,
-            timeout=60,
-            what="prometheus-operator's CRDs to be gone",
-        )
-
-    def _gone(self, name: str) -> bool:
-        return is_gone(lambda: self.extensions.read_custom_resource_definition(name))
-
-    def _established(self, name: str) -> bool:
-        conditions = self.extensions.read_custom_resource_definition(name).status.conditions or []
-        return any(c.type == "Established" and c.status == "True" for c in conditions)
-
-
 @pytest.fixture(scope="module")
-def crds(api_client: ApiClient) -> Iterator[PrometheusOperatorCrds]:
-    """The CRDs, absent when a test starts; removed again afterwards, so the rest of the suite
-    runs on the cluster it expects."""
-    crds = PrometheusOperatorCrds(api_client)
-    crds.uninstall()
-    yield crds
-    crds.uninstall()
+def crds(api_client: ApiClient) -> Iterator[ForeignCrds]:
+    crds = ForeignCrds(api_client, crd_manifests(), "prometheus-operator's CRDs")
+    with crds.absent_around():
+        yield crds
 
 
 def monitoring_objects(dynamic: DynamicClient, namespace: str, name: str) -> set[str]:
@@ -141,7 +99,10 @@ def strict_dry_run(manifest: dict[str, Any], tmp_path: Path) -> None:
             "--server-side",
             "--dry-run=server",
             "--validate=strict",
-            "--field-manager=taskmanager-tests",
+            # As the operator applies it: another manager would conflict on an atomic list the
+            # API server filled defaults into (an HTTPRoute's parentRefs), though nothing differs.
+            f"--field-manager={FIELD_MANAGER}",
+            "--force-conflicts",
             "-f",
             str(path),
         ],
@@ -154,7 +115,7 @@ def strict_dry_run(manifest: dict[str, Any], tmp_path: Path) -> None:
 
 
 def test_monitoring_follows_prometheus_operator_coming_and_going(
-    crds: PrometheusOperatorCrds,
+    crds: ForeignCrds,
     namespace: str,
     tms: TaskManagers,
     operator: OperatorProcess,

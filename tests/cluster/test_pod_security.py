@@ -18,7 +18,7 @@ from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
 from taskmanager_operator.api.v1alpha1 import DEFAULT_IMAGE_REPOSITORY, TaskManagerSpec
-from taskmanager_operator.builders import api, managed, migration
+from taskmanager_operator.builders import api, identity, managed, migration
 from taskmanager_operator.builders.common import Manifest, checksum, image
 from taskmanager_operator.resource import TaskManager
 from tests.support.wait import wait_until
@@ -53,15 +53,19 @@ CREATORS: dict[str, Callable[[ApiClient], Create]] = {
 }
 
 
-def render_workloads(spec: dict[str, Any], namespace: str) -> list[Manifest]:
-    """Every child with a Pod template, as the reconcile would render it for this spec."""
-    tm = TaskManager(
+def render_tm(spec: dict[str, Any], namespace: str) -> TaskManager:
+    return TaskManager(
         name="demo",
         namespace=namespace,
         uid=str(uuid.uuid4()),
         generation=1,
         spec=TaskManagerSpec.model_validate(spec),
     )
+
+
+def render_workloads(spec: dict[str, Any], namespace: str) -> list[Manifest]:
+    """Every child with a Pod template, as the reconcile would render it for this spec."""
+    tm = render_tm(spec, namespace)
     serving = image(tm, DEFAULT_IMAGE_REPOSITORY)
     rendered = [
         api.build_deployment(tm, image=serving, rollout_checksum=checksum(spec)),
@@ -154,6 +158,11 @@ def restricted_namespace(api_client: ApiClient) -> Iterator[str]:
             timeout=60,
             what=f"the default ServiceAccount in {name}",
         )
+        # The API's pods run as the operator's ServiceAccount, which a reconcile would make.
+        account = identity.build_service_account(render_tm({}, name))
+        assert account is not None
+        del account["metadata"]["ownerReferences"]  # its owner exists only in this test
+        core.create_namespaced_service_account(name, account)
         yield name
     finally:
         core.delete_namespace(name, propagation_policy="Background")

@@ -22,6 +22,7 @@ from taskmanager_operator.api.v1alpha1 import (
 )
 
 SECRET_REF = {"name": "db", "key": "url"}
+INGRESS = {"enabled": True, "host": "tasks.example.com"}
 
 INVALID: list[Any] = [
     pytest.param({"replicas": -1}, "spec.replicas", id="negative-replicas"),
@@ -41,6 +42,26 @@ INVALID: list[Any] = [
         },
         "tolerationSeconds is allowed only with effect NoExecute",
         id="toleration-seconds-without-noexecute",
+    ),
+    pytest.param(
+        {"auth": {"signingKeyRotation": {"interval": "30m"}}},
+        "interval must be between 1h and 365d",
+        id="rotation-too-often",
+    ),
+    pytest.param(
+        {"auth": {"signingKeyRotation": {"interval": "400d"}}},
+        "interval must be between 1h and 365d",
+        id="rotation-too-rare",
+    ),
+    pytest.param(
+        {
+            "auth": {
+                "signingKeySecretRef": {"name": "jwt", "key": "key"},
+                "signingKeyRotation": {"interval": "30d"},
+            }
+        },
+        "signingKeyRotation rotates the generated key only",
+        id="rotation-of-a-users-key",
     ),
     pytest.param(
         {"scheduling": {"affinity": {"nodeAfinity": {}}}},
@@ -124,6 +145,57 @@ INVALID: list[Any] = [
         id="host-invalid",
     ),
     pytest.param(
+        {"ingress": {"issuerRef": {"name": "letsencrypt"}}},
+        "ingress.issuerRef needs ingress.host",
+        id="issuer-without-host",
+    ),
+    pytest.param(
+        {
+            "ingress": {
+                **INGRESS,
+                "issuerRef": {"name": "letsencrypt", "kind": "ClusterIssuer"},
+                "annotations": {"cert-manager.io/cluster-issuer": "other"},
+            }
+        },
+        "ingress.annotations must not name a cert-manager issuer",
+        id="issuer-also-by-hand",
+    ),
+    pytest.param(
+        {"ingress": {**INGRESS, "issuerRef": {"name": "vault", "kind": "VaultIssuer"}}},
+        "spec.ingress.issuerRef.kind",
+        id="issuer-kind",
+    ),
+    pytest.param({"ingress": {**INGRESS, "path": "api"}}, "spec.ingress.path", id="path-relative"),
+    pytest.param(
+        {"ingress": {**INGRESS, "path": "/api/../admin"}},
+        "ingress.path must not have an empty, `.` or `..` segment",
+        id="path-dot-dot",
+    ),
+    pytest.param(
+        {"ingress": {**INGRESS, "pathType": "Regex"}}, "spec.ingress.pathType", id="path-type"
+    ),
+    pytest.param(
+        {"ingress": {**INGRESS, "className": "nginx", "gateway": {"name": "public"}}},
+        "ingress.gateway routes through a Gateway",
+        id="gateway-and-ingress-class",
+    ),
+    pytest.param(
+        {
+            "ingress": {
+                **INGRESS,
+                "pathType": "ImplementationSpecific",
+                "gateway": {"name": "public"},
+            }
+        },
+        "ingress.pathType ImplementationSpecific is for an Ingress",
+        id="gateway-implementation-specific",
+    ),
+    pytest.param(
+        {"ingress": {**INGRESS, "gateway": {"namespace": "gateways"}}},
+        "spec.ingress.gateway.name",
+        id="gateway-without-name",
+    ),
+    pytest.param(
         {"podDisruptionBudget": {"maxUnavailable": 0}},
         "spec.podDisruptionBudget.maxUnavailable",
         id="pdb-zero",
@@ -133,7 +205,117 @@ INVALID: list[Any] = [
         "spec.rateLimits.requestsPerMinute",
         id="rate-limit-zero",
     ),
+    pytest.param(
+        {"cors": {"allowOrigins": ["https://app.example.com/"]}},
+        "spec.cors.allowOrigins[0]",
+        id="cors-origin-with-path",
+    ),
+    pytest.param(
+        {"cors": {"allowOrigins": ["app.example.com"]}},
+        "spec.cors.allowOrigins[0]",
+        id="cors-origin-without-scheme",
+    ),
+    pytest.param(
+        {"cors": {"allowOrigins": ["*"], "allowCredentials": True}},
+        "allowOrigins must list the origins, not '*', when allowCredentials is true",
+        id="cors-any-origin-with-credentials",
+    ),
+    pytest.param({"cors": {"allowOrigins": []}}, "spec.cors.allowOrigins", id="cors-no-origin"),
+    pytest.param(
+        {"cors": {"allowOrigins": ["https://app.example.com"], "allowMethods": ["FETCH"]}},
+        "spec.cors.allowMethods[0]",
+        id="cors-method",
+    ),
+    pytest.param(
+        {"cors": {"allowOrigins": ["https://app.example.com"], "maxAgeSeconds": 86401}},
+        "spec.cors.maxAgeSeconds",
+        id="cors-max-age",
+    ),
+    pytest.param(
+        {"securityHeaders": {"hstsMaxAgeSeconds": -1}},
+        "spec.securityHeaders.hstsMaxAgeSeconds",
+        id="hsts-negative",
+    ),
     pytest.param({"replicaz": 3}, 'unknown field "spec.replicaz"', id="unknown-field"),
+    pytest.param(
+        {"podTemplate": {"labels": {"app.kubernetes.io/instance": "other"}}},
+        "podTemplate.labels must not set a label the operator sets",
+        id="pod-template-operator-label",
+    ),
+    pytest.param(
+        {"podTemplate": {"annotations": {"taskmanager.dev/rollout-checksum": "pinned"}}},
+        "podTemplate.annotations must not set a taskmanager.dev/ key",
+        id="pod-template-operator-annotation",
+    ),
+    pytest.param(
+        {"imagePullSecrets": [{"name": "creds"}, {"name": "creds"}]},
+        "spec.imagePullSecrets[1]",
+        id="pull-secret-twice",
+    ),
+    pytest.param(
+        {"serviceAccountName": "Tasks_SA"}, "spec.serviceAccountName", id="service-account-name"
+    ),
+    pytest.param(
+        {"autoscaling": {"behavior": {"scaleUp": {"policies": []}}}},
+        "spec.autoscaling.behavior.scaleUp.policies",
+        id="behavior-no-policy",
+    ),
+    pytest.param(
+        {"autoscaling": {"behavior": {"scaleDown": {"stabilizationWindowSeconds": 3601}}}},
+        "spec.autoscaling.behavior.scaleDown.stabilizationWindowSeconds",
+        id="behavior-window-over-an-hour",
+    ),
+    pytest.param(
+        {"autoscaling": {"behavior": {"scaleUp": {"policies": [{"type": "Pods", "value": 0}]}}}},
+        "spec.autoscaling.behavior.scaleUp.policies[0].value",
+        id="behavior-value-zero",
+    ),
+    pytest.param(
+        {
+            "autoscaling": {
+                "behavior": {
+                    "scaleDown": {"policies": [{"type": "Pods", "value": 1, "periodSeconds": 1801}]}
+                }
+            }
+        },
+        "spec.autoscaling.behavior.scaleDown.policies[0].periodSeconds",
+        id="behavior-period-over-30-minutes",
+    ),
+    pytest.param(
+        {"autoscaling": {"behavior": {"scaleUp": {"selectPolicy": "Sometimes"}}}},
+        "spec.autoscaling.behavior.scaleUp.selectPolicy",
+        id="behavior-select-policy",
+    ),
+    pytest.param(
+        {"autoscaling": {"scaleDownStabilizationSeconds": 120}},
+        'unknown field "spec.autoscaling.scaleDownStabilizationSeconds"',
+        id="removed-scale-down-stabilization-seconds",
+    ),
+    pytest.param(
+        {"redis": {"managed": {"resources": {"limits": {"memory": "32Mi"}}}}},
+        "resources.limits.memory of a managed Redis must be at least 64Mi",
+        id="redis-memory-limit-too-small",
+    ),
+    pytest.param(
+        {"database": {"managed": {"resources": {"requests": {"memory": "1Gi"}}}}},
+        "requests.memory must be at most limits.memory",
+        id="database-memory-request-above-limit",
+    ),
+    pytest.param(
+        {"resources": {"requests": {"ephemeral-storage": "1Gi"}}},
+        "requests.ephemeral-storage must be at most limits.ephemeral-storage",
+        id="api-ephemeral-storage-request-above-limit",
+    ),
+    pytest.param(
+        {"resources": {"requests": {"cpu": "2"}, "limits": {"cpu": "1"}}},
+        "requests.cpu must be at most limits.cpu",
+        id="api-cpu-request-above-limit",
+    ),
+    pytest.param(
+        {"redis": {"managed": {"resources": {"limits": {"ephemeral-storage": "lots"}}}}},
+        "spec.redis.managed.resources.limits.ephemeral-storage",
+        id="ephemeral-storage-not-a-quantity",
+    ),
 ]
 
 

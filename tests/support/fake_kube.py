@@ -9,7 +9,8 @@ server gives them, as far as a reconcile can observe them:
 - status is separate: apply ignores it, and only `set_status` (the controllers) and the
   TaskManager's status patch (a JSON merge patch) write it;
 - metadata.generation moves with every change outside metadata and status;
-- a Deployment without spec.replicas gets the API server's default of 1.
+- a Deployment without spec.replicas gets the API server's default of 1;
+- a StatefulSet's serviceName cannot change (ImmutableFieldError, HTTP 422).
 
 Lists are atomic values here (the real server merges some by key); only the operator writes
 the lists of its children, so a reconcile cannot tell the difference.
@@ -48,6 +49,10 @@ FAILING_IMAGE = "example.invalid/taskmanager-api:fails"
 
 class ConflictError(Exception):
     """A non-forced apply would change a field another manager owns (HTTP 409)."""
+
+
+class ImmutableFieldError(Exception):
+    """An apply would change a field the API server never lets change (HTTP 422)."""
 
 
 @dataclass
@@ -93,6 +98,11 @@ class FakeKube:
         return self.get(TASKMANAGER_API_VERSION, KIND, namespace, name)
 
     def apply(self, manifest: Mapping[str, Any]) -> Applied:
+        existing = self.get(*_key(manifest))
+        if existing is not None and manifest["kind"] == "StatefulSet":
+            service_name = existing["spec"].get("serviceName")
+            if manifest["spec"].get("serviceName") != service_name:
+                raise ImmutableFieldError(f"StatefulSet serviceName {service_name}")
         created, changed = self._apply(manifest, FIELD_MANAGER, force=True)
         if changed:
             self._wrote("apply", manifest)
@@ -116,7 +126,14 @@ class FakeKube:
             self._wrote("hand-over", manifest)
 
     def delete_owned(
-        self, api_version: str, kind: str, namespace: str, name: str, owner_uid: str
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str,
+        name: str,
+        owner_uid: str,
+        *,
+        orphan: bool = False,
     ) -> bool:
         key = (api_version, kind, namespace, name)
         stored = self._objects.get(key)
@@ -126,7 +143,7 @@ class FakeKube:
         if not any(owner.get("uid") == owner_uid for owner in owners):
             return False
         del self._objects[key]
-        self.writes.append(f"delete {kind} {name}")
+        self.writes.append(f"delete {kind} {name}" + (" (orphan)" if orphan else ""))
         return True
 
     def post_event(

@@ -12,6 +12,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 from taskmanager_api.core.redis_policy import RECOMMENDED_POLICY, evicts_revocations
+from taskmanager_operator import render
 from taskmanager_operator.api.v1alpha1 import DEFAULT_IMAGE_REPOSITORY, TaskManagerSpec
 from taskmanager_operator.builders import api, availability, config, managed, migration, network
 from taskmanager_operator.builders import secrets as secret_builder
@@ -31,13 +32,13 @@ from taskmanager_operator.builders.common import (
 )
 from taskmanager_operator.builders.secrets import (
     DATABASE_URL,
+    JWT_PREVIOUS_KEYS,
     JWT_SIGNING_KEY,
     POSTGRES_PASSWORD,
     REDIS_CONFIG,
     REDIS_PASSWORD,
     REDIS_URL,
 )
-from taskmanager_operator.children import optional_children
 from taskmanager_operator.resource import TaskManager
 
 NAME = "demo"
@@ -130,16 +131,8 @@ def volume(workload: Manifest, name: str) -> dict[str, Any]:
 
 
 def children(tm: TaskManager) -> Iterator[Manifest]:
-    """Every child the builders render for one TaskManager."""
-    generated = secret_builder.build_generated_secret(tm, token=Tokens())
-    optional = [generated] + [when.build(tm, Capabilities()) for _, when in optional_children()]
-    yield from (child for child in optional if child is not None)
-    yield config.build_config_map(tm)
-    yield deployment(tm)
-    yield api.build_service(tm)
-    yield migration.build_migration_job(tm, image=IMAGE)
-    yield from managed.build_postgres(tm)
-    yield from managed.build_redis(tm)
+    """Every child the builders render for one TaskManager (as `render` prints them)."""
+    yield from render.children(tm, image_repository=IMAGE.rpartition(":")[0], token=Tokens())
 
 
 def workloads(tm: TaskManager) -> list[Manifest]:
@@ -401,11 +394,13 @@ def test_redis_evicts_only_keys_with_a_ttl_before_its_memory_limit() -> None:
 
 def test_a_changed_redis_config_rolls_the_redis_pod_without_exposing_the_password() -> None:
     tm = taskmanager()
+    assert tm.spec.redis.managed is not None
+    settings = secret_builder.redis_settings(tm.spec.redis.managed)
     template = managed.build_redis(tm)[0]["spec"]["template"]
     annotation = template["metadata"]["annotations"]["taskmanager.dev/config-checksum"]
-    assert annotation == checksum(secret_builder.redis_settings())
+    assert annotation == checksum(settings)
     values = generated_values(tm, {REDIS_PASSWORD: "s3cret", JWT_SIGNING_KEY: "k"})
-    assert values[REDIS_CONFIG] == f"requirepass s3cret\n{secret_builder.redis_settings()}"
+    assert values[REDIS_CONFIG] == f"requirepass s3cret\n{settings}"
 
 
 def test_decode_secret_data_reads_what_the_api_server_returns() -> None:
@@ -536,13 +531,13 @@ def test_api_resources_follow_the_spec() -> None:
         {"resources": {"requests": {"cpu": "250m", "memory": "200Mi"}, "limits": {"cpu": "1"}}}
     )
     assert only_container(deployment(tm))["resources"] == {
-        "requests": {"cpu": "250m", "memory": "200Mi"},
-        "limits": {"cpu": "1", "memory": "256Mi"},
+        "requests": {"cpu": "250m", "memory": "200Mi", "ephemeral-storage": "64Mi"},
+        "limits": {"cpu": "1", "memory": "256Mi", "ephemeral-storage": "256Mi"},
     }
     default = only_container(deployment(taskmanager()))["resources"]
     assert default == {
-        "requests": {"cpu": "100m", "memory": "128Mi"},
-        "limits": {"memory": "256Mi"},
+        "requests": {"cpu": "100m", "memory": "128Mi", "ephemeral-storage": "64Mi"},
+        "limits": {"memory": "256Mi", "ephemeral-storage": "256Mi"},
     }
 
 
@@ -586,6 +581,16 @@ def test_deployment_selects_its_own_pods() -> None:
     assert selector.items() <= built["spec"]["template"]["metadata"]["labels"].items()
 
 
+# The keys that verify beside the signing key during a rotation: absent outside one, so optional.
+PREVIOUS_KEYS_SOURCE = {
+    "secret": {
+        "name": f"{NAME}-secrets",
+        "items": [{"key": JWT_PREVIOUS_KEYS, "path": JWT_PREVIOUS_KEYS}],
+        "optional": True,
+    }
+}
+
+
 @pytest.mark.parametrize(
     ("spec", "sources"),
     [
@@ -601,7 +606,8 @@ def test_deployment_selects_its_own_pods() -> None:
                             {"key": REDIS_URL, "path": REDIS_URL},
                         ],
                     }
-                }
+                },
+                PREVIOUS_KEYS_SOURCE,
             ],
             id="managed",
         ),
@@ -635,6 +641,7 @@ def test_deployment_selects_its_own_pods() -> None:
                         ],
                     }
                 },
+                PREVIOUS_KEYS_SOURCE,
                 {"secret": {"name": "pg", "items": [{"key": "url", "path": DATABASE_URL}]}},
             ],
             id="external-db",
@@ -658,7 +665,12 @@ def test_api_always_finds_every_secret_file_and_the_generated_ones_exist(
     spec: dict[str, Any],
 ) -> None:
     tm = taskmanager(spec)
-    sources = volume(deployment(tm), "secrets")["projected"]["sources"]
+    # An optional source (the rotation's previous keys) may be absent: the API starts without it.
+    sources = [
+        source
+        for source in volume(deployment(tm), "secrets")["projected"]["sources"]
+        if not source["secret"].get("optional")
+    ]
     paths = [item["path"] for source in sources for item in source["secret"]["items"]]
     assert sorted(paths) == sorted(SECRET_FILES)
     generated = secret_builder.build_generated_secret(tm, None, Tokens())
@@ -712,7 +724,7 @@ def test_autoscaler_scales_the_api_deployment_on_cpu_and_memory() -> None:
                 "maxReplicas": 12,
                 "targetCPUUtilizationPercentage": 60,
                 "targetMemoryUtilizationPercentage": 75,
-                "scaleDownStabilizationSeconds": 120,
+                "behavior": {"scaleDown": {"stabilizationWindowSeconds": 120}},
             }
         }
     )
@@ -784,7 +796,7 @@ def test_pdb_guards_the_api_pods() -> None:
     assert pdb["spec"]["selector"] == deployment(tm)["spec"]["selector"]
 
 
-# -- network: NetworkPolicy and Ingress ---------------------------------------------------------
+# -- network: NetworkPolicy (the Ingress: tests/unit/test_ingress_and_route.py) -----------------
 
 
 def egress_for(policy: Manifest, port: int) -> dict[str, Any]:
@@ -839,50 +851,6 @@ def test_network_policy_allows_dns() -> None:
     ]
 
 
-@pytest.mark.parametrize(
-    "ingress",
-    [
-        pytest.param({}, id="default"),
-        pytest.param({"enabled": False, "host": "tasks.example.com"}, id="disabled-with-host"),
-        pytest.param({"enabled": True}, id="enabled-without-host"),
-    ],
-)
-def test_no_ingress_unless_enabled_with_a_host(ingress: dict[str, Any]) -> None:
-    assert network.build_ingress(taskmanager({"ingress": ingress})) is None
-
-
-def test_ingress_routes_the_host_to_the_api_service() -> None:
-    tm = taskmanager({"ingress": {"enabled": True, "host": "tasks.example.com"}})
-    ingress = network.build_ingress(tm)
-    assert ingress is not None
-    assert "tls" not in ingress["spec"]
-    assert "ingressClassName" not in ingress["spec"], "unset means the cluster's default class"
-    (rule,) = ingress["spec"]["rules"]
-    assert rule["host"] == "tasks.example.com"
-    (path,) = rule["http"]["paths"]
-    assert (path["path"], path["pathType"]) == ("/", "Prefix")
-    service = api.build_service(tm)
-    assert path["backend"]["service"] == {
-        "name": service["metadata"]["name"],
-        "port": {"number": service["spec"]["ports"][0]["port"]},
-    }
-
-
-def test_ingress_class_and_tls() -> None:
-    spec = {
-        "ingress": {
-            "enabled": True,
-            "host": "tasks.example.com",
-            "className": "nginx",
-            "tlsSecretName": "tasks-tls",
-        }
-    }
-    ingress = network.build_ingress(taskmanager(spec))
-    assert ingress is not None
-    assert ingress["spec"]["ingressClassName"] == "nginx"
-    assert ingress["spec"]["tls"] == [{"hosts": ["tasks.example.com"], "secretName": "tasks-tls"}]
-
-
 # -- managed PostgreSQL and Redis ---------------------------------------------------------------
 
 
@@ -912,7 +880,7 @@ def test_nothing_managed_for_external_services() -> None:
     ],
 )
 def test_postgres_volume_follows_the_spec(database: dict[str, Any], claim: dict[str, Any]) -> None:
-    statefulset, _ = managed.build_postgres(taskmanager({"database": {"managed": database}}))
+    statefulset, _, _ = managed.build_postgres(taskmanager({"database": {"managed": database}}))
     (template,) = statefulset["spec"]["volumeClaimTemplates"]
     assert template["spec"] == claim
     mounts = {m["name"]: m["mountPath"] for m in only_container(statefulset)["volumeMounts"]}
@@ -920,12 +888,14 @@ def test_postgres_volume_follows_the_spec(database: dict[str, Any], claim: dict[
 
 
 def test_postgres_is_one_statefulset_pod_whose_volume_goes_with_the_taskmanager() -> None:
-    statefulset, service = managed.build_postgres(taskmanager())
+    statefulset, service, headless = managed.build_postgres(taskmanager())
     assert statefulset["kind"] == "StatefulSet"
     assert statefulset["metadata"]["name"] == f"{NAME}-postgres"
     assert statefulset["spec"]["replicas"] == 1
     assert statefulset["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Delete"
-    assert statefulset["spec"]["serviceName"] == service["metadata"]["name"]
+    # The StatefulSet's governing Service is the headless one (test_hardening.py); the API
+    # connects through the ClusterIP one.
+    assert statefulset["spec"]["serviceName"] == headless["metadata"]["name"]
     pod_labels = statefulset["spec"]["template"]["metadata"]["labels"]
     assert statefulset["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
     assert service["spec"]["selector"].items() <= pod_labels.items()
@@ -934,13 +904,13 @@ def test_postgres_is_one_statefulset_pod_whose_volume_goes_with_the_taskmanager(
 
 def test_postgres_image_follows_the_spec() -> None:
     tm = taskmanager({"database": {"managed": {"image": "postgres:17"}}})
-    statefulset, _ = managed.build_postgres(tm)
+    statefulset, *_ = managed.build_postgres(tm)
     assert only_container(statefulset)["image"] == "postgres:17"
 
 
 def test_postgres_reads_its_password_from_a_file_never_an_env_value() -> None:
     tm = taskmanager()
-    statefulset, _ = managed.build_postgres(tm)
+    statefulset, *_ = managed.build_postgres(tm)
     container = only_container(statefulset)
     env = {e["name"]: e for e in container["env"]}
     assert "POSTGRES_PASSWORD" not in env

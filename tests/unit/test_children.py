@@ -13,14 +13,20 @@ from taskmanager_operator.handlers import OWNED
 from tests.unit.test_builders import EVERYTHING_ON, children, taskmanager
 
 # Every optional child off: no autoscaling, one replica (no budget), no policy, no Ingress, no
-# monitoring.
+# monitoring, the user's ServiceAccount.
 EVERYTHING_OFF = {
     "replicas": 1,
+    "serviceAccountName": "tasks",
     "networkPolicy": {"enabled": False},
     "monitoring": {"enabled": False},
 }
-# A ServiceMonitor and a PodMonitor exclude each other: every option on, either way.
-ALL_ON = [EVERYTHING_ON, EVERYTHING_ON | {"monitoring": {"scrape": "PodMonitor"}}]
+# A ServiceMonitor and a PodMonitor exclude each other, as an Ingress and an HTTPRoute do: every
+# option on, either way.
+ROUTED = {"enabled": True, "host": "tasks.example.com", "gateway": {"name": "public"}}
+ALL_ON = [
+    EVERYTHING_ON,
+    EVERYTHING_ON | {"monitoring": {"scrape": "PodMonitor"}, "ingress": ROUTED},
+]
 
 
 def test_kopf_watches_every_kind_of_child_and_nothing_else() -> None:

@@ -42,9 +42,11 @@ REDIS_URL = "redis://:hunter2@cache.example:6379/0"
 # The children of a TaskManager `demo` with managed services, once Ready (no HPA, no Ingress).
 DEMO_CHILDREN = {
     "Secret demo-secrets",
+    "ServiceAccount demo-api",
     "ConfigMap demo-config",
     "StatefulSet demo-postgres",
     "Service demo-postgres",
+    "Service demo-postgres-headless",  # the StatefulSet's governing Service
     "Deployment demo-redis",
     "Service demo-redis",
     "Job demo-migrate-",  # one per image; the digest is the builder's business
@@ -52,6 +54,9 @@ DEMO_CHILDREN = {
     "Service demo-api",
     "PodDisruptionBudget demo-api",
     "NetworkPolicy demo-api",
+    "NetworkPolicy demo-migrate",
+    "NetworkPolicy demo-postgres",
+    "NetworkPolicy demo-redis",
     "ConfigMap demo-dashboard",  # Grafana's sidecar reads it; no prometheus-operator here
 }
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from kubernetes.utils import parse_quantity
 
 from taskmanager_operator.api.v1alpha1 import TaskManagerSpec
 from taskmanager_operator.builders import managed, migration
@@ -175,15 +176,42 @@ def spec_schema() -> dict[str, Any]:
     return schema
 
 
-def cel_holds(rule: str, this: dict[str, Any]) -> bool:
-    """A CEL rule over `self`, read as Python: has(), ==, !=, !, && and || are all ours use.
-    Anything left untranslated fails the test loudly."""
-    python = re.sub(r"has\(self\.(\w+)\)", r"('\1' in self)", rule)
-    python = re.sub(r"self\.(\w+)", r"self['\1']", python)
+class CelQuantity:
+    """CEL's quantity(), as far as our rules use it: compareTo()."""
+
+    def __init__(self, text: str) -> None:
+        self.value = parse_quantity(text)
+
+    def compare_to(self, other: CelQuantity) -> int:
+        return int(self.value > other.value) - int(self.value < other.value)
+
+
+def cel_path(fields: str) -> str:
+    """`.a.b` as Python subscripts; CEL spells a field name's `-` as `__dash__`."""
+    return "".join(f"['{field.replace('__dash__', '-')}']" for field in fields.split(".")[1:])
+
+
+def cel_holds(rule: str, this: dict[str, Any], **bound: Any) -> bool:
+    """A CEL rule over `self`, read as Python: has(), ==, !=, !, &&, ||, +, `in`, startsWith(),
+    contains(), quantity() with compareTo() and a whole rule `self.field.all(x, ...)` are all ours
+    use. Anything left untranslated fails the test loudly."""
+    if macro := re.fullmatch(r"self\.(\w+)\.all\((\w+), (.*)\)", rule):
+        field, variable, body = macro.groups()
+        return all(cel_holds(body, this, **bound, **{variable: item}) for item in this[field])
+    python = re.sub(
+        r"has\(self((?:\.\w+)*)\.(\w+)\)", lambda m: f"('{m[2]}' in self{cel_path(m[1])})", rule
+    )
+    # A field path, up to a method call (`self.path.contains(...)`).
+    python = re.sub(r"self((?:\.\w+\b(?!\())+)", lambda m: f"self{cel_path(m[1])}", python)
     python = python.replace("&&", " and ").replace("||", " or ")
-    python = re.sub(r"!(?!=)", " not ", python)
-    assert not re.search(r"[?:]|\w\(", python.replace(" in self", "")), python
-    return bool(eval(python, {"__builtins__": {}}, {"self": this}))  # noqa: S307 - our rules
+    python = re.sub(r"!(?!=)", " not ", python).replace(".startsWith(", ".startswith(")
+    python = python.replace(".contains(", ".__contains__(").replace(".compareTo(", ".compare_to(")
+    untranslated = re.sub(r" in self(\['[\w-]+'\])*", "", python)
+    untranslated = untranslated.replace(".startswith(", ".").replace(".__contains__(", ".")
+    untranslated = untranslated.replace("quantity(", "(").replace(".compare_to(", ".")
+    assert not re.search(r"[?:]|\w\(", untranslated), python
+    names = {"self": this, "quantity": CelQuantity, **bound}
+    return bool(eval(python, {"__builtins__": {}}, names))  # noqa: S307
 
 
 def crd_errors(schema: dict[str, Any], value: Any, path: str) -> Iterator[str]:
@@ -195,6 +223,8 @@ def crd_errors(schema: dict[str, Any], value: Any, path: str) -> Iterator[str]:
     elif kind == "array":
         if len(value) > schema.get("maxItems", len(value)):
             yield f"{path}: Too many: must have at most {schema['maxItems']} items"
+        if len(value) < schema.get("minItems", 0):
+            yield f"{path}: should have at least {schema['minItems']} items"
         for index, item in enumerate(value):
             yield from crd_errors(schema["items"], item, f"{path}[{index}]")
     elif kind == "string":
@@ -206,6 +236,20 @@ def crd_errors(schema: dict[str, Any], value: Any, path: str) -> Iterator[str]:
             yield f"{path}: Invalid value: should match '{schema['pattern']}'"
     elif kind == "integer" and value < schema.get("minimum", value):
         yield f"{path}: should be greater than or equal to {schema['minimum']}"
+    elif kind == "integer" and value > schema.get("maximum", value):
+        yield f"{path}: should be less than or equal to {schema['maximum']}"
+
+
+def defaulted(schema: dict[str, Any], value: Any) -> Any:
+    """`value` as the API server stores it: the defaults of its fields filled in, at every
+    depth."""
+    if schema.get("type") != "object" or not isinstance(value, dict):
+        return value
+    properties = schema.get("properties", {})
+    defaults = {name: prop["default"] for name, prop in properties.items() if "default" in prop}
+    return {
+        name: defaulted(properties.get(name, {}), item) for name, item in (defaults | value).items()
+    }
 
 
 def object_errors(schema: dict[str, Any], value: Any, path: str) -> Iterator[str]:
@@ -215,20 +259,34 @@ def object_errors(schema: dict[str, Any], value: Any, path: str) -> Iterator[str
     if len(value) > schema.get("maxProperties", len(value)):
         yield f"{path}: Too many: must have at most {schema['maxProperties']} items"
     properties = schema.get("properties", {})
+    for name in schema.get("required", []):
+        if name not in value:
+            yield f"{path}.{name}: Required value"
     for name, item in value.items():
         item_schema = properties.get(name, schema.get("additionalProperties"))
         if item_schema is not None:
             yield from crd_errors(item_schema, item, f"{path}.{name}")
         elif not schema.get("x-kubernetes-preserve-unknown-fields"):
             yield f'unknown field "{path}.{name}"'
-    defaults = {name: prop["default"] for name, prop in properties.items() if "default" in prop}
     for rule in schema.get("x-kubernetes-validations", []):
-        if not cel_holds(rule["rule"], defaults | value):
+        if not cel_holds(rule["rule"], defaulted(schema, value)):
             yield f"{path}{rule.get('fieldPath', '')}: {rule['message']}"
 
 
 def rejected(spec: dict[str, Any]) -> list[str]:
     return list(crd_errors(spec_schema(), spec, "spec"))
+
+
+def assert_rejected(spec: dict[str, Any], message: str) -> None:
+    """The API server refuses `spec`, and one of its errors says `message`."""
+    errors = rejected(spec)
+    assert any(message in error for error in errors), errors
+
+
+def assert_accepted(spec: dict[str, Any]) -> None:
+    """The API server and the operator's models both take `spec`."""
+    assert rejected(spec) == []
+    TaskManagerSpec.model_validate(spec)
 
 
 def toleration(**fields: Any) -> dict[str, Any]:
@@ -335,14 +393,12 @@ VALID: list[Any] = [
 def test_the_crd_rejects_bad_scheduling_naming_the_field(
     spec: dict[str, Any], message: str
 ) -> None:
-    errors = rejected(spec)
-    assert any(message in error for error in errors), errors
+    assert_rejected(spec, message)
 
 
 @pytest.mark.parametrize("spec", VALID)
 def test_the_crd_and_the_operator_accept_good_scheduling(spec: dict[str, Any]) -> None:
-    assert rejected(spec) == []
-    TaskManagerSpec.model_validate(spec)
+    assert_accepted(spec)
 
 
 def test_the_cel_reader_reads_the_rules_it_is_given() -> None:

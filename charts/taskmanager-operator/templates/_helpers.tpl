@@ -58,7 +58,7 @@ The operator's own rights in the namespaces it watches, derived from the code:
 */}}
 {{- define "taskmanager-operator.operatorRules" -}}
 - apiGroups: [""]
-  resources: [configmaps, secrets, services]
+  resources: [configmaps, secrets, serviceaccounts, services]
   verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [apps]
   resources: [deployments, statefulsets]
@@ -80,6 +80,9 @@ The operator's own rights in the namespaces it watches, derived from the code:
   verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [grafana.integreatly.org]
   resources: [grafanadashboards]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [gateway.networking.k8s.io]
+  resources: [httproutes]
   verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [taskmanager.dev]
   resources: [taskmanagers]

@@ -112,6 +112,8 @@ def _status_schema() -> JsonSchema:
 # Children are named after the TaskManager plus a suffix; the longest, a migration Job
 # (`-migrate-` and a 10-character digest), must still fit the 63 characters of a label value.
 MAX_NAME_LENGTH = 40
+# The suffix of the API's children (builders/common.py `api_name`), its ServiceAccount among them.
+API_SUFFIX = "-api"
 
 
 def name_rules() -> list[JsonSchema]:
@@ -126,6 +128,15 @@ def name_rules() -> list[JsonSchema]:
             "message": "metadata.name must be a DNS label (lowercase letters, digits, '-', no "
             "dots): its Services are named after it",
         },
+        {
+            # The operator deletes its own ServiceAccount once serviceAccountName is set: naming
+            # that one would leave the pods without the ServiceAccount they run as.
+            "rule": "!has(self.spec) || !has(self.spec.serviceAccountName) || "
+            f"self.spec.serviceAccountName != self.metadata.name + '{API_SUFFIX}'",
+            "message": f"spec.serviceAccountName must not be <metadata.name>{API_SUFFIX}: that is "
+            "the ServiceAccount the operator makes while serviceAccountName is unset",
+            "fieldPath": ".spec.serviceAccountName",
+        },
     ]
 
 
@@ -136,6 +147,13 @@ def printer_columns() -> list[JsonSchema]:
         {"name": "Replicas", "type": "integer", "jsonPath": ".status.replicas"},
         {"name": "Version", "type": "string", "jsonPath": ".status.version"},
         {"name": "Endpoint", "type": "string", "jsonPath": ".status.endpoint", "priority": 0},
+        # Wide output only (`kubectl get -o wide`): the default columns stay one screen wide.
+        {
+            "name": "External-URL",
+            "type": "string",
+            "jsonPath": ".status.externalURL",
+            "priority": 1,
+        },
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ]
 

@@ -7,12 +7,24 @@ defaults, and `x-kubernetes-validations` carry the CEL rules, so the API server 
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from datetime import timedelta
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict
 
+from taskmanager_api.core.config import (
+    DEFAULT_CORS_HEADERS,
+    DEFAULT_CORS_MAX_AGE_SECONDS,
+    DEFAULT_CORS_METHODS,
+    DEFAULT_HSTS_MAX_AGE_SECONDS,
+    CorsMaxAgeSeconds,
+    CorsOrigin,
+    HeaderName,
+    HstsMaxAgeSeconds,
+    HttpMethod,
+)
 from taskmanager_api.metric_contract import LATENCY_BUCKETS
 
 GROUP = "taskmanager.dev"
@@ -38,6 +50,9 @@ TTL_UNIT_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 ACCESS_TOKEN_TTL_MIN_SECONDS = 60
 ACCESS_TOKEN_TTL_MAX_SECONDS = 86400
 REFRESH_TOKEN_TTL_MAX_DAYS = 90
+# How often a generated signing key may be rotated: at least hourly, at most yearly.
+ROTATION_INTERVAL_MIN_SECONDS = 3600
+ROTATION_INTERVAL_MAX_DAYS = 365
 SEMVER_PATTERN = r"^[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?$"
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
@@ -48,6 +63,20 @@ QUALIFIED_NAME_PATTERN = (
     r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
 )
 LABEL_VALUE_PATTERN = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+# The labels the operator puts on every pod it makes (builders/common.py `labels`; a unit test
+# holds the two together), and the prefix of its own annotations: spec.podTemplate sets neither.
+OPERATOR_POD_LABELS = tuple(
+    f"app.kubernetes.io/{name}"
+    for name in ("name", "instance", "component", "part-of", "managed-by", "version")
+)
+OPERATOR_KEY_PREFIX = f"{GROUP}/"
+# What the API server allows for all of an object's annotations together.
+ANNOTATIONS_MAX_BYTES = 256 * 1024
+
+
+def ttl_timedelta(ttl: str) -> timedelta:
+    """A TTL of TTL_PATTERN (`15m`, `7d`) as a duration, as the CEL rules read it."""
+    return timedelta(seconds=int(ttl[:-1]) * TTL_UNIT_SECONDS[ttl[-1]])
 
 
 def ttl_seconds(field: str) -> str:
@@ -88,6 +117,9 @@ class Model(BaseModel):
 Quantity = Annotated[str, Field(pattern=QUANTITY_PATTERN, max_length=32)]
 # Label keys and values as Kubernetes takes them (the API server checks them again on each object).
 LabelMap = Annotated[dict[str, Annotated[str, Field(max_length=63)]], Field(max_length=32)]
+AnnotationMap = Annotated[
+    dict[str, Annotated[str, Field(max_length=ANNOTATIONS_MAX_BYTES)]], Field(max_length=64)
+]
 
 
 class Requests(Model):
@@ -95,6 +127,11 @@ class Requests(Model):
     """CPU, in cores or millicores (`500m`)."""
     memory: Quantity = "128Mi"
     """Memory, in bytes with a binary suffix (`256Mi`)."""
+    # Every container's root filesystem is read-only, so what it writes to the node's disk is
+    # its logs (the kubelet keeps about 50Mi of them) and its emptyDir scratch space (64Mi at most
+    # for the API's /tmp): the limit leaves room for both.
+    ephemeral_storage: Quantity = Field(default="64Mi", alias="ephemeral-storage")
+    """Node-local disk for the container's logs and scratch space (emptyDir volumes)."""
 
 
 class Limits(Model):
@@ -102,13 +139,140 @@ class Limits(Model):
     """CPU limit; none by default, since throttling hurts latency more than it protects."""
     memory: Quantity = "256Mi"
     """Memory limit; a pod above it is restarted."""
+    ephemeral_storage: Quantity = Field(default="256Mi", alias="ephemeral-storage")
+    """Node-local disk limit; a pod that writes more is evicted."""
+
+
+def quantity_at_most(smaller: str, larger: str) -> str:
+    """CEL: the quantity in one field is at most the one in another."""
+    return f"quantity({smaller}).compareTo(quantity({larger})) <= 0"
 
 
 class Resources(Model):
+    """Requests and limits of a container, as in its resources."""
+
+    # The API server refuses such a pod only when the operator applies its workload: refused here
+    # instead, at `kubectl apply`. In CEL a field name's `-` is spelled `__dash__`.
+    model_config = cel_rules(
+        cel(
+            quantity_at_most("self.requests.memory", "self.limits.memory"),
+            "requests.memory must be at most limits.memory",
+            ".requests.memory",
+        ),
+        cel(
+            quantity_at_most(
+                "self.requests.ephemeral__dash__storage", "self.limits.ephemeral__dash__storage"
+            ),
+            "requests.ephemeral-storage must be at most limits.ephemeral-storage",
+            ".requests",
+        ),
+        cel(
+            "!has(self.limits.cpu) || " + quantity_at_most("self.requests.cpu", "self.limits.cpu"),
+            "requests.cpu must be at most limits.cpu",
+            ".requests.cpu",
+        ),
+    )
+
     requests: Requests = Field(default_factory=Requests)
-    """What the scheduler reserves for each API pod; the HPA's utilization is relative to it."""
+    """What the scheduler reserves for the pod."""
     limits: Limits = Field(default_factory=Limits)
-    """The most each API pod may use."""
+    """The most the pod may use."""
+
+
+# The least memory limit of the managed Redis (its maxmemory is REDIS_MAXMEMORY_PERCENT of it).
+REDIS_MIN_MEMORY_LIMIT = "64Mi"
+REDIS_MAXMEMORY_PERCENT = 75
+
+
+# The managed PostgreSQL's and Redis's resources: the same fields, their own defaults.
+class DatabaseRequests(Requests):
+    memory: Quantity = "256Mi"
+    """Memory, in bytes with a binary suffix (`256Mi`)."""
+
+
+class DatabaseLimits(Limits):
+    memory: Quantity = "512Mi"
+    """Memory limit; PostgreSQL is restarted above it."""
+
+
+class DatabaseResources(Resources):
+    requests: DatabaseRequests = Field(default_factory=DatabaseRequests)
+    """What the scheduler reserves for the PostgreSQL pod."""
+    limits: DatabaseLimits = Field(default_factory=DatabaseLimits)
+    """The most the PostgreSQL pod may use."""
+
+
+class CacheRequests(Requests):
+    cpu: Quantity = "50m"
+    """CPU, in cores or millicores (`500m`)."""
+    memory: Quantity = "64Mi"
+    """Memory, in bytes with a binary suffix (`256Mi`)."""
+
+
+class CacheResources(Resources):
+    requests: CacheRequests = Field(default_factory=CacheRequests)
+    """What the scheduler reserves for the Redis pod."""
+    limits: Limits = Field(default_factory=Limits)
+    """The most the Redis pod may use. Redis's maxmemory is 75 % of the memory limit (the rest is
+    its own overhead), so it evicts keys with a TTL before it is OOM-killed; the memory limit is
+    at least 64Mi."""
+
+
+class ScalingPolicy(Model):
+    """One limit on how fast the autoscaler changes the number of pods (an autoscaling/v2
+    HPAScalingPolicy)."""
+
+    type: Literal["Pods", "Percent"]
+    """Pods: at most `value` pods per period; Percent: at most `value` percent of the pods there
+    are at the start of the period."""
+    value: int = Field(ge=1, le=10_000)
+    """How many pods, or what percent of them, per period."""
+    period_seconds: int = Field(default=60, ge=1, le=1800)
+    """How long the period is."""
+
+
+# The bounds the API server puts on an HPA's behavior, so a bad one fails at `kubectl apply`
+# rather than in the operator's apply of the HPA.
+StabilizationWindowSeconds = Annotated[int, Field(ge=0, le=3600)]
+ScalingPolicies = Annotated[list[ScalingPolicy], Field(min_length=1, max_length=10)]
+
+
+class ScalingRules(Model):
+    """How fast the autoscaler may change the number of pods in one direction (an autoscaling/v2
+    HPAScalingRules); scaleUp and scaleDown differ only in their defaults."""
+
+    select_policy: Literal["Max", "Min", "Disabled"] = "Max"
+    """Which policy limits the change when there are several: Max the one that allows the largest
+    change, Min the smallest; Disabled stops the autoscaler from scaling in this direction."""
+
+
+class ScaleUp(ScalingRules):
+    stabilization_window_seconds: StabilizationWindowSeconds = 30
+    """The autoscaler adds pods for the lowest number it wanted over this many seconds, so a
+    short burst does not add pods."""
+    policies: ScalingPolicies = [
+        ScalingPolicy(type="Percent", value=100),
+        ScalingPolicy(type="Pods", value=2),
+    ]
+    """How fast pods are added: by default the pods may double, or grow by 2, each minute,
+    whichever is more (selectPolicy Max)."""
+
+
+class ScaleDown(ScalingRules):
+    stabilization_window_seconds: StabilizationWindowSeconds = 300
+    """The autoscaler removes pods only down to the highest number it wanted over this many
+    seconds, so pods are not removed in a lull and added again."""
+    policies: ScalingPolicies = [ScalingPolicy(type="Percent", value=50)]
+    """How fast pods are removed: by default at most half of them each minute."""
+
+
+class ScalingBehavior(Model):
+    """The autoscaling/v2 HorizontalPodAutoscaler's behavior: how fast it scales each way."""
+
+    scale_up: ScaleUp = Field(default_factory=ScaleUp)
+    """Scaling up: fast, so a rise in load is met within a minute or two."""
+    scale_down: ScaleDown = Field(default_factory=ScaleDown)
+    """Scaling down: slow, so pods are not removed in a lull and added back moments later."""
 
 
 class Autoscaling(Model):
@@ -137,8 +301,9 @@ class Autoscaling(Model):
     (a Pods metric `taskmanager_http_requests_per_second`, served by an adapter such as
     prometheus-adapter). Used only while that API serves the metric: an autoscaler whose metric
     is missing never scales down, so it is left out then, with a condition saying so."""
-    scale_down_stabilization_seconds: int = Field(default=300, ge=0, le=3600)
-    """How long load must stay low before the autoscaler removes pods."""
+    behavior: ScalingBehavior = Field(default_factory=ScalingBehavior)
+    """How fast the autoscaler adds and removes pods, as the HorizontalPodAutoscaler's
+    spec.behavior."""
 
 
 class Toleration(Model):
@@ -202,6 +367,41 @@ class Scheduling(Model):
     """PriorityClass of the pods; the cluster's default priority when unset."""
 
 
+class PodTemplate(Model):
+    """Extra metadata for the API pods. The operator's own keys are refused: the labels it puts
+    on every pod (the Deployment selects its pods by them) and any taskmanager.dev/ key (such as
+    the rollout checksum). A change rolls the pods, as any change to their template does."""
+
+    model_config = cel_rules(
+        cel(
+            f"self.labels.all(k, !(k in {list(OPERATOR_POD_LABELS)})"
+            f" && !k.startsWith('{OPERATOR_KEY_PREFIX}'))",
+            "podTemplate.labels must not set a label the operator sets ("
+            + ", ".join(OPERATOR_POD_LABELS)
+            + f") nor any {OPERATOR_KEY_PREFIX} key",
+            ".labels",
+        ),
+        cel(
+            f"self.annotations.all(k, !k.startsWith('{OPERATOR_KEY_PREFIX}'))",
+            f"podTemplate.annotations must not set a {OPERATOR_KEY_PREFIX} key: the operator "
+            "owns them (taskmanager.dev/rollout-checksum rolls the pods)",
+            ".annotations",
+        ),
+    )
+
+    labels: LabelMap = {}
+    """Labels added to the API pods (`sidecar.istio.io/inject: "true"`)."""
+    annotations: dict[str, Annotated[str, Field(max_length=ANNOTATIONS_MAX_BYTES)]] = Field(
+        default={}, max_length=64
+    )
+    """Annotations added to the API pods (`vault.hashicorp.com/agent-inject: "true"`)."""
+
+
+class ImagePullSecret(Model):
+    name: str = Field(pattern=DNS_SUBDOMAIN_PATTERN, min_length=1, max_length=253)
+    """Name of a Secret of type kubernetes.io/dockerconfigjson in the TaskManager's namespace."""
+
+
 class SecretKeyRef(Model):
     name: str = Field(pattern=DNS_SUBDOMAIN_PATTERN, min_length=1, max_length=253)
     """Name of a Secret in the TaskManager's namespace."""
@@ -225,6 +425,8 @@ class ManagedDatabase(Model):
     """Where the PostgreSQL pod runs. When set it replaces spec.scheduling for this pod as a
     whole (fields left out here are not taken from spec.scheduling); unset, spec.scheduling
     applies."""
+    resources: DatabaseResources = Field(default_factory=DatabaseResources)
+    """CPU, memory and ephemeral storage for the PostgreSQL pod."""
 
 
 class Database(Model):
@@ -242,11 +444,25 @@ class Database(Model):
 
 
 class ManagedRedis(Model):
+    # A quarter of the limit is left for Redis's own overhead; below this, maxmemory would be too
+    # small to hold anything (and 0 would mean no maxmemory at all). `resources` is missing only
+    # from the schema's own default, `managed: {}`, before defaulting fills it in.
+    model_config = cel_rules(
+        cel(
+            "!has(self.resources) || "
+            + quantity_at_most(f"'{REDIS_MIN_MEMORY_LIMIT}'", "self.resources.limits.memory"),
+            f"resources.limits.memory of a managed Redis must be at least {REDIS_MIN_MEMORY_LIMIT}",
+            ".resources.limits.memory",
+        )
+    )
+
     image: str = Field(default="redis:7-bookworm", min_length=1, max_length=512)
     """Redis image."""
     scheduling: Scheduling | None = None
     """Where the Redis pod runs. When set it replaces spec.scheduling for this pod as a whole
     (fields left out here are not taken from spec.scheduling); unset, spec.scheduling applies."""
+    resources: CacheResources = Field(default_factory=CacheResources)
+    """CPU, memory and ephemeral storage for the Redis pod; maxmemory follows the memory limit."""
 
 
 class Redis(Model):
@@ -261,6 +477,23 @@ class Redis(Model):
     """Run Redis for this TaskManager (a Deployment; the data is a cache and revocations)."""
     external: External | None = None
     """Use an existing Redis; its URL comes from a Secret."""
+
+
+class SigningKeyRotation(Model):
+    model_config = cel_rules(
+        cel(
+            f"{ttl_seconds('self.interval')} >= {ROTATION_INTERVAL_MIN_SECONDS} && "
+            f"{ttl_seconds('self.interval')} <= "
+            f"{ROTATION_INTERVAL_MAX_DAYS} * {TTL_UNIT_SECONDS['d']}",
+            "interval must be between 1h and 365d",
+            ".interval",
+        )
+    )
+
+    interval: str = Field(pattern=TTL_PATTERN, max_length=10)
+    """How long a signing key signs before the next one takes over (`30d`). The next key is
+    published to every pod first, signs once they all have it, and the old one verifies until
+    the refresh-token TTL has passed, so nobody is logged out."""
 
 
 class Auth(Model):
@@ -278,6 +511,12 @@ class Auth(Model):
             "refreshTokenTTL must be longer than accessTokenTTL and at most 90d",
             ".refreshTokenTTL",
         ),
+        cel(
+            "!(has(self.signingKeyRotation) && has(self.signingKeySecretRef))",
+            "signingKeyRotation rotates the generated key only: remove signingKeySecretRef "
+            "or signingKeyRotation",
+            ".signingKeyRotation",
+        ),
     )
 
     access_token_ttl: str = Field(
@@ -290,26 +529,122 @@ class Auth(Model):
     """Lifetime of refresh tokens (`7d`); longer than the access token's."""
     signing_key_secret_ref: SecretKeyRef | None = None
     """A Secret key holding the JWT signing key; the operator generates one when unset."""
+    signing_key_rotation: SigningKeyRotation | None = None
+    """Rotate the generated signing key (off when unset). A key from signingKeySecretRef is
+    the user's and is never rotated by the operator."""
+
+
+# The annotations by which cert-manager's ingress-shim picks the issuer of an Ingress's
+# certificate, by kind of issuer; the last two qualify an external issuer.
+CERT_MANAGER_ISSUER_ANNOTATIONS = {
+    "Issuer": "cert-manager.io/issuer",
+    "ClusterIssuer": "cert-manager.io/cluster-issuer",
+}
+CERT_MANAGER_ISSUER_KEYS = (
+    *CERT_MANAGER_ISSUER_ANNOTATIONS.values(),
+    "cert-manager.io/issuer-kind",
+    "cert-manager.io/issuer-group",
+)
+# A URL path both an Ingress and an HTTPRoute take: absolute, RFC 3986 path characters (no
+# percent-encoding); the CEL rule below refuses the empty, `.` and `..` segments both refuse.
+URL_PATH_PATTERN = r"^/[-A-Za-z0-9/._~!$&'()*+,;=:@]*$"
+
+
+class IssuerRef(Model):
+    """A cert-manager issuer (cert-manager.io/v1), as a Certificate's issuerRef names one."""
+
+    name: str = Field(pattern=DNS_SUBDOMAIN_PATTERN, min_length=1, max_length=253)
+    """Name of the Issuer (in the TaskManager's namespace) or ClusterIssuer."""
+    kind: Literal["Issuer", "ClusterIssuer"] = "Issuer"
+    """Issuer (namespaced) or ClusterIssuer; Issuer when unset, as in cert-manager."""
+
+
+class GatewayRef(Model):
+    """A Gateway (gateway.networking.k8s.io/v1) the HTTPRoute attaches to."""
+
+    name: str = Field(pattern=DNS_SUBDOMAIN_PATTERN, min_length=1, max_length=253)
+    """Name of the Gateway."""
+    namespace: str | None = Field(default=None, pattern=DNS_LABEL_PATTERN, max_length=63)
+    """Namespace of the Gateway; the TaskManager's when unset. A Gateway elsewhere must allow
+    routes from the TaskManager's namespace (its listeners' allowedRoutes)."""
+    section_name: str | None = Field(default=None, pattern=DNS_SUBDOMAIN_PATTERN, max_length=253)
+    """Listener of the Gateway to attach to; every listener that allows the route when unset."""
 
 
 class Ingress(Model):
     model_config = cel_rules(
-        cel("!self.enabled || has(self.host)", "ingress.host is required when enabled")
+        cel("!self.enabled || has(self.host)", "ingress.host is required when enabled"),
+        cel(
+            "!has(self.issuerRef) || has(self.host)",
+            "ingress.issuerRef needs ingress.host: the certificate is issued for the host",
+            ".issuerRef",
+        ),
+        cel(
+            "!has(self.issuerRef) || "
+            + " && ".join(f"!('{key}' in self.annotations)" for key in CERT_MANAGER_ISSUER_KEYS),
+            "ingress.annotations must not name a cert-manager issuer ("
+            + ", ".join(CERT_MANAGER_ISSUER_KEYS)
+            + ") when ingress.issuerRef is set: issuerRef sets them",
+            ".annotations",
+        ),
+        cel(
+            "!self.path.contains('//') && !(self.path + '/').contains('/./')"
+            " && !(self.path + '/').contains('/../')",
+            "ingress.path must not have an empty, `.` or `..` segment",
+            ".path",
+        ),
+        cel(
+            "!has(self.gateway) || (!has(self.className) && !has(self.tlsSecretName)"
+            " && !has(self.issuerRef))",
+            "ingress.gateway routes through a Gateway, whose listeners hold the certificates: "
+            "className, tlsSecretName and issuerRef are for an Ingress",
+            ".gateway",
+        ),
+        cel(
+            "!has(self.gateway) || self.pathType != 'ImplementationSpecific'",
+            "ingress.pathType ImplementationSpecific is for an Ingress: an HTTPRoute "
+            "(ingress.gateway) matches Prefix or Exact",
+            ".pathType",
+        ),
     )
 
     enabled: bool = False
-    """Expose the API through an Ingress."""
+    """Expose the API outside the cluster: through an Ingress, or an HTTPRoute when gateway is
+    set."""
     class_name: str | None = Field(default=None, max_length=253)
     """IngressClass to use; the cluster's default when unset."""
     host: str | None = Field(default=None, pattern=DNS_SUBDOMAIN_PATTERN, max_length=253)
     """Host name the API answers on."""
+    path: str = Field(default="/", pattern=URL_PATH_PATTERN, max_length=1024)
+    """URL path the API is reached under. Requests reach the API with their path unchanged (no
+    rewrite), and the API serves /api/v1/..., /docs, /health and /ready: `/api` sends it its REST
+    routes only and leaves the rest of the host to others."""
+    path_type: Literal["Prefix", "Exact", "ImplementationSpecific"] = "Prefix"
+    """How the path matches, as in an Ingress: Prefix (the path and every path below it), Exact,
+    or ImplementationSpecific (as the IngressClass's controller reads it; not with gateway)."""
+    annotations: AnnotationMap = {}
+    """Annotations on the Ingress (or the HTTPRoute), for its controller or for external-dns
+    (`nginx.ingress.kubernetes.io/proxy-body-size: 8m`)."""
     tls_secret_name: str | None = Field(default=None, pattern=DNS_SUBDOMAIN_PATTERN, max_length=253)
-    """Secret with the TLS certificate for the host; TLS is on when set."""
+    """Secret with the TLS certificate for the host; TLS is on when set. With issuerRef, the
+    Secret cert-manager writes the certificate to (`<name>-api-tls` when unset)."""
+    issuer_ref: IssuerRef | None = None
+    """A cert-manager Issuer or ClusterIssuer to issue the host's certificate: the Ingress gets
+    the annotation cert-manager reads (cert-manager.io/issuer or cert-manager.io/cluster-issuer)
+    and TLS. Set the issuer here or by annotation, not both."""
+    gateway: GatewayRef | None = None
+    """Route through this Gateway (Gateway API) with an HTTPRoute instead of an Ingress: the
+    Gateway's listeners decide TLS and their certificates. Where the cluster does not serve
+    gateway.networking.k8s.io/v1, no HTTPRoute is made and the condition RouteAccepted says
+    why."""
 
 
 class NetworkPolicy(Model):
     enabled: bool = True
-    """Allow only the API port in, and only the database, Redis and DNS out."""
+    """A NetworkPolicy for each kind of pod: the API's let only the API port in, and only the
+    database, Redis and DNS out; the migration Job's let nothing in, and only the database and
+    DNS out; the managed PostgreSQL's and Redis's let in only this TaskManager's API pods (and,
+    for PostgreSQL, its migration Job) on their port, and nothing out."""
 
 
 class PodDisruptionBudget(Model):
@@ -322,6 +657,44 @@ class RateLimits(Model):
     """Requests per minute per authenticated user."""
     login_per_minute: int = Field(default=5, ge=1, le=10_000)
     """Login attempts per minute per user name."""
+
+
+class Cors(Model):
+    """Which browser scripts on other origins may call the API (Cross-Origin Resource Sharing)."""
+
+    model_config = cel_rules(
+        cel(
+            "!self.allowCredentials || !('*' in self.allowOrigins)",
+            "allowOrigins must list the origins, not '*', when allowCredentials is true "
+            "(browsers refuse credentials from an API that allows every origin)",
+            ".allowOrigins",
+        )
+    )
+
+    allow_origins: list[CorsOrigin] = Field(min_length=1, max_length=32)
+    """Origins allowed, as browsers send them: `scheme://host[:port]` in lower case, no path
+    (`https://app.example.com`), or `*` for any origin."""
+    allow_methods: list[HttpMethod] = Field(
+        default=list(DEFAULT_CORS_METHODS), min_length=1, max_length=len(get_args(HttpMethod))
+    )
+    """HTTP methods the origins may use."""
+    allow_headers: list[HeaderName] = Field(default=list(DEFAULT_CORS_HEADERS), max_length=32)
+    """Request headers the origins may send besides the always-allowed ones (Accept,
+    Accept-Language, Content-Language, Content-Type); `*` allows any."""
+    allow_credentials: bool = False
+    """Let browsers send cookies and HTTP authentication with the requests (the API's bearer
+    tokens do not need it)."""
+    max_age_seconds: CorsMaxAgeSeconds = DEFAULT_CORS_MAX_AGE_SECONDS
+    """How long browsers may cache a preflight's answer."""
+
+
+class SecurityHeaders(Model):
+    enabled: bool = True
+    """Send X-Content-Type-Options, X-Frame-Options, a frame-ancestors Content-Security-Policy
+    and Referrer-Policy on every response, and Strict-Transport-Security over TLS."""
+    hsts_max_age_seconds: HstsMaxAgeSeconds = DEFAULT_HSTS_MAX_AGE_SECONDS
+    """How long browsers keep to HTTPS for the host (and its subdomains) after a response over
+    TLS; 0 makes them forget it."""
 
 
 # Prometheus durations as the monitoring objects take them (`30s`, `1m`).
@@ -424,7 +797,8 @@ class TaskManagerSpec(Model):
     replicas: int = Field(default=2, ge=0, le=1000)
     """Number of API pods while autoscaling is off (the scale subresource sets it)."""
     resources: Resources = Field(default_factory=Resources)
-    """CPU and memory for each API pod."""
+    """CPU, memory and ephemeral storage for each API pod (and the migration Job's); the
+    autoscaler's utilization is relative to the requests."""
     autoscaling: Autoscaling = Field(default_factory=Autoscaling)
     """HorizontalPodAutoscaler settings."""
     database: Database = Field(
@@ -440,18 +814,38 @@ class TaskManagerSpec(Model):
     auth: Auth = Field(default_factory=Auth)
     """Token lifetimes and the signing key."""
     ingress: Ingress = Field(default_factory=Ingress)
-    """Ingress for the API."""
+    """How the API is reached from outside the cluster: an Ingress, or an HTTPRoute to a
+    Gateway."""
     network_policy: NetworkPolicy = Field(default_factory=NetworkPolicy)
-    """NetworkPolicy around the API pods."""
+    """NetworkPolicies around the API pods, the migration Job's and the managed services'."""
     pod_disruption_budget: PodDisruptionBudget = Field(default_factory=PodDisruptionBudget)
     """PodDisruptionBudget for the API pods (created when more than one pod can run)."""
     rate_limits: RateLimits = Field(default_factory=RateLimits)
     """Request rate limits the API enforces."""
+    cors: Cors | None = None
+    """CORS for browser scripts on other origins; unset, the API sends no CORS headers at all."""
+    security_headers: SecurityHeaders = Field(default_factory=SecurityHeaders)
+    """Security headers on the API's responses."""
     monitoring: Monitoring = Field(default_factory=Monitoring)
     """Prometheus scraping, alerting and recording rules, and Grafana dashboards."""
     scheduling: Scheduling = Field(default_factory=Scheduling)
     """Where the pods run: the API pods, the migration Job's, and the managed PostgreSQL's and
     Redis's unless their own scheduling replaces it."""
+    pod_template: PodTemplate = Field(default_factory=PodTemplate)
+    """Labels and annotations added to the API pods, for a service mesh or a secret injector."""
+    image_pull_secrets: list[ImagePullSecret] = Field(
+        default=[],
+        max_length=16,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    """Secrets with the credentials of a private registry: every pod the operator makes pulls its
+    image with them (the API's, the migration Job's, the managed PostgreSQL's and Redis's)."""
+    service_account_name: str | None = Field(
+        default=None, pattern=DNS_SUBDOMAIN_PATTERN, max_length=253
+    )
+    """ServiceAccount of the API pods and the migration Job, for a workload identity; it must
+    exist in the namespace. Unset, the operator makes one, `<name>-api`, which mounts no token.
+    Either way the pods mount no API token of their own."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     """Log level of the API."""
     paused: bool = False
@@ -481,6 +875,18 @@ class MonitoringStatus(Model):
     the rules."""
 
 
+class SigningKeyStatus(Model):
+    kid: str
+    """The key's id (the JWT header's kid)."""
+    role: Literal["signing", "next", "retiring"]
+    """signing: signs new tokens; next: verifies, signs once every pod has it; retiring:
+    verifies the tokens it signed until the refresh-token TTL has passed."""
+    created_at: str
+    """When the operator made the key."""
+    since: str
+    """When the key took its role."""
+
+
 class TaskManagerStatus(Model):
     """Observed state, written by the operator."""
 
@@ -500,8 +906,14 @@ class TaskManagerStatus(Model):
     """Version of the API that is serving."""
     endpoint: str | None = None
     """In-cluster URL of the API."""
+    external_url: str | None = Field(default=None, alias="externalURL")
+    """URL of the API from outside the cluster, once its Ingress or HTTPRoute exists: https when
+    TLS is on (for an HTTPRoute: when its Gateway listener speaks HTTPS), the host and the
+    path."""
     monitoring: MonitoringStatus | None = None
     """The monitoring objects, and which Prometheus picks them up."""
+    signing_keys: list[SigningKeyStatus] | None = None
+    """The generated JWT keys while spec.auth.signingKeyRotation is on: ids and times only."""
 
 
 def to_manifest(model: BaseModel) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from taskmanager_operator.builders.common import (
     Manifest,
     api_name,
     config_name,
+    container_resources,
     generated_secret_name,
     labels,
     metadata,
@@ -19,8 +20,14 @@ from taskmanager_operator.builders.common import (
     restricted_security_context,
     selector_labels,
 )
+from taskmanager_operator.builders.identity import api_pod_identity
 from taskmanager_operator.builders.scheduling import pod_scheduling
-from taskmanager_operator.builders.secrets import DATABASE_URL, JWT_SIGNING_KEY, REDIS_URL
+from taskmanager_operator.builders.secrets import (
+    DATABASE_URL,
+    JWT_PREVIOUS_KEYS,
+    JWT_SIGNING_KEY,
+    REDIS_URL,
+)
 from taskmanager_operator.resource import TaskManager
 
 # Changing this annotation's value rolls the pods: it digests the config and secret inputs.
@@ -60,6 +67,14 @@ def secret_volume(tm: TaskManager) -> dict[str, Any]:
     if generated:
         items = [{"key": key, "path": key} for key in generated]
         sources.insert(0, {"secret": {"name": generated_secret_name(tm), "items": items}})
+    if spec.auth.signing_key_secret_ref is None:
+        # The keys that verify beside the signing one, present only while a rotation overlaps:
+        # optional, so the pods start without it.
+        previous = [{"key": JWT_PREVIOUS_KEYS, "path": JWT_PREVIOUS_KEYS}]
+        sources.insert(
+            1,
+            {"secret": {"name": generated_secret_name(tm), "items": previous, "optional": True}},
+        )
     return {"name": "secrets", "projected": {"sources": sources, "defaultMode": 0o440}}
 
 
@@ -70,7 +85,6 @@ def pod_security_context() -> dict[str, Any]:
 
 def api_container(tm: TaskManager, image: str, args: list[str]) -> dict[str, Any]:
     """The API container as both the Deployment and the migration Job run it."""
-    resources = tm.spec.resources
     return {
         "name": "api",
         "image": image,
@@ -79,10 +93,7 @@ def api_container(tm: TaskManager, image: str, args: list[str]) -> dict[str, Any
         "command": ["python", "-m", "taskmanager_api"],
         "args": args,
         "envFrom": [{"configMapRef": {"name": config_name(tm)}}],
-        "resources": {
-            "requests": resources.requests.model_dump(exclude_none=True),
-            "limits": resources.limits.model_dump(exclude_none=True),
-        },
+        "resources": container_resources(tm.spec.resources),
         "securityContext": restricted_security_context(),
         "volumeMounts": [
             {"name": "secrets", "mountPath": SECRETS_DIR, "readOnly": True},
@@ -132,11 +143,13 @@ def build_deployment(tm: TaskManager, *, image: str, rollout_checksum: str) -> M
         },
         "template": {
             "metadata": {
-                "labels": labels(tm, API),
-                "annotations": {ROLLOUT_CHECKSUM_ANNOTATION: rollout_checksum},
+                # The CRD refuses the operator's own keys in podTemplate; ours win regardless.
+                "labels": spec.pod_template.labels | labels(tm, API),
+                "annotations": spec.pod_template.annotations
+                | {ROLLOUT_CHECKSUM_ANNOTATION: rollout_checksum},
             },
             "spec": {
-                "automountServiceAccountToken": False,
+                **api_pod_identity(tm),
                 "enableServiceLinks": False,
                 "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
                 "securityContext": pod_security_context(),

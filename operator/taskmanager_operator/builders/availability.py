@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from taskmanager_operator.api.v1alpha1 import to_manifest
 from taskmanager_operator.builders.common import (
     API,
     Capabilities,
@@ -71,11 +72,8 @@ def build_hpa(tm: TaskManager, capabilities: Capabilities) -> Manifest | None:
             "minReplicas": autoscaling.min_replicas,
             "maxReplicas": autoscaling.max_replicas,
             "metrics": metrics,
-            "behavior": {
-                "scaleDown": {
-                    "stabilizationWindowSeconds": autoscaling.scale_down_stabilization_seconds
-                }
-            },
+            # The same shape as the HPA's: spec.autoscaling.behavior is written as it is.
+            "behavior": to_manifest(autoscaling.behavior),
         },
     }
 

@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from taskmanager_operator.api.v1alpha1 import Resources, to_manifest
 from taskmanager_operator.resource import TaskManager
 
 MANAGED_BY = "taskmanager-operator"
@@ -23,10 +24,6 @@ API_PORT = 8000
 API_SERVICE_PORT = 80
 POSTGRES_PORT = 5432
 REDIS_PORT = 6379
-# The managed Redis's container memory limit, and how much of it Redis fills with data before it
-# evicts; the rest is Redis's own overhead (client buffers, fragmentation).
-REDIS_MEMORY_LIMIT_MIB = 256
-REDIS_MAXMEMORY_MIB = 192
 # Where the API reads its secrets: one file per setting (TASKMANAGER_SECRETS_DIR).
 SECRETS_DIR = "/var/run/secrets/taskmanager"
 
@@ -56,6 +53,11 @@ def generated_secret_name(tm: TaskManager) -> str:
 
 def database_name(tm: TaskManager) -> str:
     return f"{tm.name}-postgres"
+
+
+def database_headless_name(tm: TaskManager) -> str:
+    """The StatefulSet's governing Service: headless, beside the ClusterIP one the API uses."""
+    return f"{database_name(tm)}-headless"
 
 
 def cache_name(tm: TaskManager) -> str:
@@ -107,6 +109,11 @@ def checksum(*parts: Any) -> str:
     """A stable digest of JSON-able data, for annotations that roll pods when inputs change."""
     encoded = json.dumps(parts, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(encoded).hexdigest()
+
+
+def container_resources(resources: Resources) -> dict[str, Any]:
+    """A container's resources as the spec sets them (`ephemeral-storage` spelled as in a pod)."""
+    return to_manifest(resources)
 
 
 def restricted_pod_security_context(uid: int) -> dict[str, Any]:

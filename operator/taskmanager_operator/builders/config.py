@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 from taskmanager_api.core.config import SECRETS_DIR_VARIABLE, Settings, env_name
+from taskmanager_operator.api.v1alpha1 import Cors
 from taskmanager_operator.builders.common import (
     API,
     API_PORT,
@@ -37,6 +40,27 @@ RATE_LIMIT_PER_MINUTE = setting("rate_limit_per_minute")
 LOGIN_RATE_LIMIT_PER_MINUTE = setting("login_rate_limit_per_minute")
 LOG_LEVEL = setting("log_level")
 LOG_JSON = setting("log_json")
+CORS_ALLOW_ORIGINS = setting("cors_allow_origins")
+CORS_ALLOW_METHODS = setting("cors_allow_methods")
+CORS_ALLOW_HEADERS = setting("cors_allow_headers")
+CORS_ALLOW_CREDENTIALS = setting("cors_allow_credentials")
+CORS_MAX_AGE_SECONDS = setting("cors_max_age_seconds")
+SECURITY_HEADERS_ENABLED = setting("security_headers_enabled")
+HSTS_MAX_AGE_SECONDS = setting("hsts_max_age_seconds")
+
+
+def cors_settings(cors: Cors | None) -> dict[str, str]:
+    """None without spec.cors: the API then installs no CORS middleware and sends no CORS header.
+    Lists and booleans are JSON, which the API's settings parse."""
+    if cors is None:
+        return {}
+    return {
+        CORS_ALLOW_ORIGINS: json.dumps(cors.allow_origins),
+        CORS_ALLOW_METHODS: json.dumps(cors.allow_methods),
+        CORS_ALLOW_HEADERS: json.dumps(cors.allow_headers),
+        CORS_ALLOW_CREDENTIALS: json.dumps(cors.allow_credentials),
+        CORS_MAX_AGE_SECONDS: str(cors.max_age_seconds),
+    }
 
 
 def api_settings(tm: TaskManager) -> dict[str, str]:
@@ -52,6 +76,9 @@ def api_settings(tm: TaskManager) -> dict[str, str]:
         LOGIN_RATE_LIMIT_PER_MINUTE: str(spec.rate_limits.login_per_minute),
         LOG_LEVEL: spec.log_level,
         LOG_JSON: "true",
+        SECURITY_HEADERS_ENABLED: json.dumps(spec.security_headers.enabled),
+        HSTS_MAX_AGE_SECONDS: str(spec.security_headers.hsts_max_age_seconds),
+        **cors_settings(spec.cors),
     }
 
 

@@ -9,11 +9,12 @@ from taskmanager_operator.builders.common import (
     CACHE,
     DATABASE,
     POSTGRES_PORT,
-    REDIS_MEMORY_LIMIT_MIB,
     REDIS_PORT,
     Manifest,
     cache_name,
     checksum,
+    container_resources,
+    database_headless_name,
     database_name,
     generated_secret_name,
     labels,
@@ -22,6 +23,7 @@ from taskmanager_operator.builders.common import (
     restricted_security_context,
     selector_labels,
 )
+from taskmanager_operator.builders.identity import image_pull_secrets
 from taskmanager_operator.builders.scheduling import pod_scheduling
 from taskmanager_operator.builders.secrets import (
     POSTGRES_DB,
@@ -36,6 +38,20 @@ from taskmanager_operator.resource import TaskManager
 SERVICE_UID = 999
 # Redis reads its config file only at start: a changed config must roll its pod.
 CONFIG_CHECKSUM_ANNOTATION = "taskmanager.dev/config-checksum"
+REDIS_CONFIG_DIR = "/etc/redis"
+
+
+def redis_ping(
+    config_file: str = f"{REDIS_CONFIG_DIR}/{REDIS_CONFIG}", port: int = REDIS_PORT
+) -> str:
+    """Redis's readiness check, a shell command: an authenticated PING answered with PONG.
+
+    redis-cli takes the password from REDISCLI_AUTH, read from the mounted config, so it is
+    neither in the pod spec nor on a command line that `ps` shows."""
+    return (
+        f"REDISCLI_AUTH=\"$(sed -n 's/^requirepass //p' {config_file})\" "
+        f"redis-cli -p {port} ping | grep -qx PONG"
+    )
 
 
 def _pod_template(
@@ -60,6 +76,7 @@ def _pod_template(
             "containers": [container],
             "volumes": volumes,
             **pod_scheduling(tm, scheduling),
+            **image_pull_secrets(tm),
         },
     }
 
@@ -76,18 +93,29 @@ def _secret_file_volume(tm: TaskManager, volume: str, key: str) -> dict[str, Any
     }
 
 
-def _service(tm: TaskManager, name: str, component: str, port: int, port_name: str) -> Manifest:
+def _service(
+    tm: TaskManager,
+    name: str,
+    component: str,
+    port: int,
+    port_name: str,
+    *,
+    headless: bool = False,
+) -> Manifest:
+    spec: dict[str, Any] = {
+        "type": "ClusterIP",
+        "selector": selector_labels(tm, component),
+        "ports": [{"name": port_name, "port": port, "targetPort": port_name, "protocol": "TCP"}],
+    }
+    if headless:
+        # A StatefulSet's governing Service gives its pod a stable DNS name, published before the
+        # pod is ready (a database that is still starting is worth finding by name).
+        spec |= {"clusterIP": "None", "publishNotReadyAddresses": True}
     return {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": metadata(tm, name, component),
-        "spec": {
-            "type": "ClusterIP",
-            "selector": selector_labels(tm, component),
-            "ports": [
-                {"name": port_name, "port": port, "targetPort": port_name, "protocol": "TCP"}
-            ],
-        },
+        "spec": spec,
     }
 
 
@@ -121,10 +149,7 @@ def build_postgres(tm: TaskManager) -> list[Manifest]:
             "periodSeconds": 5,
         },
         "livenessProbe": {"tcpSocket": {"port": "postgres"}, "periodSeconds": 10},
-        "resources": {
-            "requests": {"cpu": "100m", "memory": "256Mi"},
-            "limits": {"memory": "512Mi"},
-        },
+        "resources": container_resources(managed.resources),
         "securityContext": restricted_security_context(),
         "volumeMounts": [
             {"name": "data", "mountPath": "/var/lib/postgresql/data"},
@@ -138,7 +163,7 @@ def build_postgres(tm: TaskManager) -> list[Manifest]:
         "kind": "StatefulSet",
         "metadata": metadata(tm, name, DATABASE),
         "spec": {
-            "serviceName": name,
+            "serviceName": database_headless_name(tm),
             "replicas": 1,
             # Deleting the TaskManager deletes its data volume too: nothing is left behind.
             "persistentVolumeClaimRetentionPolicy": {
@@ -165,7 +190,14 @@ def build_postgres(tm: TaskManager) -> list[Manifest]:
             ],
         },
     }
-    return [statefulset, _service(tm, name, DATABASE, POSTGRES_PORT, "postgres")]
+    # The ClusterIP Service is the one the API connects to (and its clusterIP cannot change).
+    return [
+        statefulset,
+        _service(tm, name, DATABASE, POSTGRES_PORT, "postgres"),
+        _service(
+            tm, database_headless_name(tm), DATABASE, POSTGRES_PORT, "postgres", headless=True
+        ),
+    ]
 
 
 def build_redis(tm: TaskManager) -> list[Manifest]:
@@ -176,18 +208,21 @@ def build_redis(tm: TaskManager) -> list[Manifest]:
     container = {
         "name": "redis",
         "image": managed.image,
-        "args": ["redis-server", f"/etc/redis/{REDIS_CONFIG}"],
+        "args": ["redis-server", f"{REDIS_CONFIG_DIR}/{REDIS_CONFIG}"],
         "ports": [{"name": "redis", "containerPort": REDIS_PORT, "protocol": "TCP"}],
-        "readinessProbe": {"tcpSocket": {"port": "redis"}, "periodSeconds": 5},
-        "livenessProbe": {"tcpSocket": {"port": "redis"}, "periodSeconds": 10},
-        "resources": {
-            "requests": {"cpu": "50m", "memory": "64Mi"},
-            "limits": {"memory": f"{REDIS_MEMORY_LIMIT_MIB}Mi"},
+        # Ready once Redis answers commands (not while it loads or refuses them); alive as long
+        # as it accepts connections, so a slow command never gets it restarted.
+        "readinessProbe": {
+            "exec": {"command": ["sh", "-c", redis_ping()]},
+            "periodSeconds": 5,
+            "timeoutSeconds": 2,
         },
+        "livenessProbe": {"tcpSocket": {"port": "redis"}, "periodSeconds": 10},
+        "resources": container_resources(managed.resources),
         "securityContext": restricted_security_context(),
         "volumeMounts": [
             {"name": "data", "mountPath": "/data"},
-            {"name": "config", "mountPath": "/etc/redis", "readOnly": True},
+            {"name": "config", "mountPath": REDIS_CONFIG_DIR, "readOnly": True},
         ],
     }
     deployment = {
@@ -206,7 +241,7 @@ def build_redis(tm: TaskManager) -> list[Manifest]:
                 [{"name": "data", "emptyDir": {}}, _secret_file_volume(tm, "config", REDIS_CONFIG)],
                 managed.scheduling,
                 # The password is left out: it is generated once and never changes.
-                annotations={CONFIG_CHECKSUM_ANNOTATION: checksum(redis_settings())},
+                annotations={CONFIG_CHECKSUM_ANNOTATION: checksum(redis_settings(managed))},
             ),
         },
     }

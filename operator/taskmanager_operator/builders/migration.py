@@ -6,6 +6,7 @@ import hashlib
 
 from taskmanager_operator.builders.api import api_container, pod_security_context, pod_volumes
 from taskmanager_operator.builders.common import MIGRATION, Manifest, labels, metadata
+from taskmanager_operator.builders.identity import api_pod_identity
 from taskmanager_operator.builders.scheduling import pod_scheduling
 from taskmanager_operator.resource import TaskManager
 
@@ -36,7 +37,7 @@ def build_migration_job(tm: TaskManager, *, image: str) -> Manifest:
                 "metadata": {"labels": labels(tm, MIGRATION)},
                 "spec": {
                     "restartPolicy": "Never",
-                    "automountServiceAccountToken": False,
+                    **api_pod_identity(tm),
                     "enableServiceLinks": False,
                     "securityContext": pod_security_context(),
                     "containers": [container],

@@ -1,4 +1,5 @@
-"""NetworkPolicy around the API pods, and the Ingress in front of them."""
+"""NetworkPolicies around the API pods, the migration Job's and the managed PostgreSQL's and
+Redis's (the Ingress in front of the API is builders/exposure.py)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,15 @@ from typing import Any
 from taskmanager_operator.builders.common import (
     API,
     API_PORT,
-    API_SERVICE_PORT,
     CACHE,
     DATABASE,
+    MIGRATION,
     POSTGRES_PORT,
     REDIS_PORT,
     Manifest,
     api_name,
+    cache_name,
+    database_name,
     metadata,
     selector_labels,
 )
@@ -28,70 +31,99 @@ def _egress_to_port(port: int, pod_selector: dict[str, str] | None) -> dict[str,
     return rule
 
 
-def build_network_policy(tm: TaskManager) -> Manifest | None:
-    if not tm.spec.network_policy.enabled:
-        return None
-    spec = tm.spec
-    database_selector = selector_labels(tm, DATABASE) if spec.database.managed else None
-    cache_selector = selector_labels(tm, CACHE) if spec.redis.managed else None
-    dns_ports = [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]
+def _egress_to_dns() -> dict[str, Any]:
+    return {
+        "to": [{"namespaceSelector": {}, "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+        "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+    }
+
+
+def _egress_to_database(tm: TaskManager) -> dict[str, Any]:
+    selector = selector_labels(tm, DATABASE) if tm.spec.database.managed else None
+    return _egress_to_port(POSTGRES_PORT, selector)
+
+
+def _policy(
+    tm: TaskManager,
+    name: str,
+    component: str,
+    *,
+    ingress: list[dict[str, Any]],
+    egress: list[dict[str, Any]],
+) -> Manifest:
+    """The pods of one component of this TaskManager take these connections and make these
+    (both lists empty: none at all)."""
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
-        "metadata": metadata(tm, api_name(tm), API),
+        "metadata": metadata(tm, name, component),
         "spec": {
-            "podSelector": {"matchLabels": selector_labels(tm, API)},
+            "podSelector": {"matchLabels": selector_labels(tm, component)},
             "policyTypes": ["Ingress", "Egress"],
-            "ingress": [{"ports": [{"protocol": "TCP", "port": API_PORT}]}],
-            "egress": [
-                _egress_to_port(POSTGRES_PORT, database_selector),
-                _egress_to_port(REDIS_PORT, cache_selector),
-                {
-                    "to": [
-                        {
-                            "namespaceSelector": {},
-                            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
-                        }
-                    ],
-                    "ports": dns_ports,
-                },
-            ],
+            "ingress": ingress,
+            "egress": egress,
         },
     }
 
 
-def build_ingress(tm: TaskManager) -> Manifest | None:
-    ingress = tm.spec.ingress
-    if not ingress.enabled or ingress.host is None:
+def build_network_policy(tm: TaskManager) -> Manifest | None:
+    if not tm.spec.network_policy.enabled:
         return None
-    spec: dict[str, Any] = {
-        "rules": [
-            {
-                "host": ingress.host,
-                "http": {
-                    "paths": [
-                        {
-                            "path": "/",
-                            "pathType": "Prefix",
-                            "backend": {
-                                "service": {
-                                    "name": api_name(tm),
-                                    "port": {"number": API_SERVICE_PORT},
-                                }
-                            },
-                        }
-                    ]
-                },
-            }
-        ]
-    }
-    if ingress.class_name:
-        spec["ingressClassName"] = ingress.class_name
-    if ingress.tls_secret_name:
-        spec["tls"] = [{"hosts": [ingress.host], "secretName": ingress.tls_secret_name}]
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "Ingress",
-        "metadata": metadata(tm, api_name(tm), API),
-        "spec": spec,
-    }
+    cache_selector = selector_labels(tm, CACHE) if tm.spec.redis.managed else None
+    return _policy(
+        tm,
+        api_name(tm),
+        API,
+        ingress=[{"ports": [{"protocol": "TCP", "port": API_PORT}]}],
+        egress=[
+            _egress_to_database(tm),
+            _egress_to_port(REDIS_PORT, cache_selector),
+            _egress_to_dns(),
+        ],
+    )
+
+
+def migration_policy_name(tm: TaskManager) -> str:
+    return f"{tm.name}-migrate"
+
+
+def build_migration_network_policy(tm: TaskManager) -> Manifest | None:
+    """The migration Job's pods serve nothing and talk to the database only."""
+    if not tm.spec.network_policy.enabled:
+        return None
+    return _policy(
+        tm,
+        migration_policy_name(tm),
+        MIGRATION,
+        ingress=[],
+        egress=[_egress_to_database(tm), _egress_to_dns()],
+    )
+
+
+def _managed_service_policy(
+    tm: TaskManager, name: str, component: str, port: int, clients: list[str]
+) -> Manifest:
+    """A managed service takes connections on its port from this TaskManager's `clients`
+    components only, and makes none (it needs neither DNS nor anything outside its pod)."""
+    peers = [{"podSelector": {"matchLabels": selector_labels(tm, client)}} for client in clients]
+    return _policy(
+        tm,
+        name,
+        component,
+        ingress=[{"from": peers, "ports": [{"protocol": "TCP", "port": port}]}],
+        egress=[],
+    )
+
+
+def build_database_network_policy(tm: TaskManager) -> Manifest | None:
+    """The managed PostgreSQL: the API's pods and the migration Job's connect to it."""
+    if not tm.spec.network_policy.enabled or tm.spec.database.managed is None:
+        return None
+    return _managed_service_policy(tm, database_name(tm), DATABASE, POSTGRES_PORT, [API, MIGRATION])
+
+
+def build_cache_network_policy(tm: TaskManager) -> Manifest | None:
+    """The managed Redis: only the API's pods connect to it (a migration never does)."""
+    if not tm.spec.network_policy.enabled or tm.spec.redis.managed is None:
+        return None
+    return _managed_service_policy(tm, cache_name(tm), CACHE, REDIS_PORT, [API])

@@ -7,15 +7,19 @@ reconcile, so they never change under running pods; they never appear in logs or
 from __future__ import annotations
 
 import base64
+import json
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from urllib.parse import quote
 
+from kubernetes.utils import parse_quantity
+
 from taskmanager_api.core.redis_policy import RECOMMENDED_POLICY
+from taskmanager_operator import signing_keys
+from taskmanager_operator.api.v1alpha1 import REDIS_MAXMEMORY_PERCENT, ManagedRedis
 from taskmanager_operator.builders.common import (
     API,
     POSTGRES_PORT,
-    REDIS_MAXMEMORY_MIB,
     REDIS_PORT,
     Manifest,
     cache_name,
@@ -28,6 +32,7 @@ from taskmanager_operator.resource import TaskManager
 
 # Keys of the Secret and names of the files the API reads them from (TASKMANAGER_SECRETS_DIR).
 JWT_SIGNING_KEY = setting("jwt_signing_key")
+JWT_PREVIOUS_KEYS = setting("jwt_previous_keys")
 DATABASE_URL = setting("database_url")
 REDIS_URL = setting("redis_url")
 POSTGRES_PASSWORD = "POSTGRES_PASSWORD"  # noqa: S105 - a key name
@@ -38,17 +43,26 @@ POSTGRES_USER = "taskmanager"
 POSTGRES_DB = "taskmanager"
 
 TokenFactory = Callable[[int], str]
+# Redis's `mb` is a mebibyte.
+MIB = 1024 * 1024
 
 
 def _generated_values(
-    tm: TaskManager, existing: Mapping[str, str], token: TokenFactory
+    tm: TaskManager,
+    existing: Mapping[str, str],
+    token: TokenFactory,
+    ring: Sequence[signing_keys.SigningKey],
 ) -> dict[str, str]:
     def keep_or_new(key: str, nbytes: int) -> str:
         return existing.get(key) or token(nbytes)
 
     values: dict[str, str] = {}
-    if tm.spec.auth.signing_key_secret_ref is None:
-        values[JWT_SIGNING_KEY] = keep_or_new(JWT_SIGNING_KEY, 48)
+    if tm.spec.auth.signing_key_secret_ref is None and ring:
+        values[JWT_SIGNING_KEY] = signing_keys.signing(ring).value
+        if verifying := signing_keys.verification_keys(ring):
+            values[JWT_PREVIOUS_KEYS] = json.dumps(verifying, separators=(",", ":"))
+    elif tm.spec.auth.signing_key_secret_ref is None:
+        values[JWT_SIGNING_KEY] = keep_or_new(JWT_SIGNING_KEY, signing_keys.KEY_BYTES)
     if tm.spec.database.managed is not None:
         password = keep_or_new(POSTGRES_PASSWORD, 24)
         values[POSTGRES_PASSWORD] = password
@@ -62,15 +76,22 @@ def _generated_values(
         values[REDIS_PASSWORD] = password
         host = f"{cache_name(tm)}.{tm.namespace}.svc"
         values[REDIS_URL] = f"redis://:{quote(password, safe='')}@{host}:{REDIS_PORT}/0"
-        values[REDIS_CONFIG] = _redis_config(password)
+        values[REDIS_CONFIG] = _redis_config(password, tm.spec.redis.managed)
     return values
 
 
-def _redis_config(password: str) -> str:
-    return f"requirepass {password}\n{redis_settings()}"
+def _redis_config(password: str, managed: ManagedRedis) -> str:
+    return f"requirepass {password}\n{redis_settings(managed)}"
 
 
-def redis_settings() -> str:
+def redis_maxmemory_mib(managed: ManagedRedis) -> int:
+    """How much Redis fills with data before it evicts: a share of its container's memory limit,
+    the rest left for Redis's own overhead (client buffers, fragmentation)."""
+    limit_bytes = int(parse_quantity(managed.resources.limits.memory))
+    return limit_bytes * REDIS_MAXMEMORY_PERCENT // 100 // MIB
+
+
+def redis_settings(managed: ManagedRedis) -> str:
     """The managed Redis's config apart from its password: what its pods' checksum covers."""
     return (
         f"port {REDIS_PORT}\n"
@@ -80,7 +101,7 @@ def redis_settings() -> str:
         "protected-mode no\n"
         # Below the container's memory limit, so Redis evicts before it is OOM-killed; and it
         # evicts only keys with a TTL (cache, rate limits), never the revocation set.
-        f"maxmemory {REDIS_MAXMEMORY_MIB}mb\n"
+        f"maxmemory {redis_maxmemory_mib(managed)}mb\n"
         f"maxmemory-policy {RECOMMENDED_POLICY}\n"
     )
 
@@ -89,18 +110,26 @@ def build_generated_secret(
     tm: TaskManager,
     existing: Mapping[str, str] | None = None,
     token: TokenFactory = secrets.token_urlsafe,
+    ring: Sequence[signing_keys.SigningKey] = (),
 ) -> Manifest | None:
     """The generated Secret, or None when every secret value comes from the user's Secrets.
 
     `existing` is the decoded data of the Secret as it is now, so generated values are kept.
+    `ring`, while the signing key rotates, gives the signing and verification keys, and the
+    annotation that records them.
     """
-    values = _generated_values(tm, existing or {}, token)
+    values = _generated_values(tm, existing or {}, token, ring)
     if not values:
         return None
+    secret_metadata = metadata(tm, generated_secret_name(tm), API)
+    if ring:
+        secret_metadata["annotations"] = {
+            signing_keys.RING_ANNOTATION: signing_keys.annotation(ring)
+        }
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": metadata(tm, generated_secret_name(tm), API),
+        "metadata": secret_metadata,
         "type": "Opaque",
         "data": {key: base64.b64encode(value.encode()).decode() for key, value in values.items()},
     }

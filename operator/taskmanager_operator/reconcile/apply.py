@@ -47,26 +47,67 @@ class Applier:
         else:
             self.kube.delete_owned("v1", "Secret", self.tm.namespace, name, self.tm.uid)
 
-    def managed(self, manifests: list[Manifest], workload: tuple[str, str, str]) -> bool:
-        """Apply a managed service, or remove it when the spec points at an external one.
+    def managed(
+        self, manifests: list[Manifest], workload: tuple[str, str, str], services: list[str]
+    ) -> bool:
+        """Apply a managed service, or remove it (its workload and `services`, the names of its
+        Services) when the spec points at an external one.
 
         Whether it is ready: an external one counts as ready, it is not ours to watch."""
         api_version, kind, name = workload
         if not manifests:
             self.kube.delete_owned(api_version, kind, self.tm.namespace, name, self.tm.uid)
-            self.kube.delete_owned("v1", "Service", self.tm.namespace, name, self.tm.uid)
+            for service in services:
+                self.kube.delete_owned("v1", "Service", self.tm.namespace, service, self.tm.uid)
             return True
+        if self._replacing(manifests[0]):
+            for manifest in manifests[1:]:
+                self.apply(manifest)
+            return False
         applied = [self.apply(manifest) for manifest in manifests]
         workload_status = applied[0].get("status") or {}
         return int(workload_status.get("readyReplicas") or 0) >= 1
 
-    def optional(self, capabilities: Capabilities) -> Applied:
+    def _replacing(self, workload: Manifest) -> bool:
+        """Whether a StatefulSet whose serviceName changed is being replaced: the API server never
+        lets that field change (a StatefulSet made before the headless Service existed names the
+        ClusterIP one). It is deleted with its pod and volume orphaned, and a later reconcile,
+        once it is gone, creates it anew; the new one adopts them, so the data stays."""
+        if workload["kind"] != "StatefulSet":
+            return False
+        name = workload["metadata"]["name"]
+        existing = self.kube.get(workload["apiVersion"], "StatefulSet", self.tm.namespace, name)
+        if existing is None or existing["spec"].get("serviceName") == workload["spec"].get(
+            "serviceName"
+        ):
+            return False
+        if not existing["metadata"].get("deletionTimestamp"):
+            self.kube.delete_owned(
+                workload["apiVersion"],
+                "StatefulSet",
+                self.tm.namespace,
+                name,
+                self.tm.uid,
+                orphan=True,
+            )
+            message = (
+                f"Replacing StatefulSet {name} to change its serviceName (its pod and volume stay)"
+            )
+            self.events.append(Event("Normal", "Replacing", message))
+            logger.info("replacing StatefulSet %s in %s", name, self.tm.namespace)
+        return True
+
+    def optional(self, capabilities: Capabilities, *, before_workloads: bool = False) -> Applied:
         """Apply each optional child the spec asks for; delete the ones it no longer wants.
 
-        A kind the cluster does not serve is skipped (nothing of it can exist to delete)."""
+        Called twice: for the children the workloads need (`before_workloads`), and for the
+        rest after them. A kind the cluster does not serve is skipped (nothing of it can exist
+        to delete)."""
         tm = self.tm
         applied = Applied()
         for child, when in optional_children():
+            if when.before_workloads != before_workloads:
+                continue
             served = child.crd_of is None or self.kube.api_resources(child.api_version) is not None
             manifest = when.build(tm, capabilities)
             if manifest is not None and not served:

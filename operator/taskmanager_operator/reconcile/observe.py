@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from taskmanager_operator import status as st
+from taskmanager_operator.builders.api import ROLLOUT_CHECKSUM_ANNOTATION
 from taskmanager_operator.k8s import Object
 
 
@@ -60,6 +61,19 @@ def rollout(deployment: Object) -> Rollout:
         and ready >= wanted
     )
     return Rollout(wanted, ready, updated, total, done)
+
+
+def rolled_out_with(deployment: Object | None, rollout_checksum: str) -> bool:
+    """Whether every API pod runs with the inputs `rollout_checksum` digests (no pods at all:
+    nothing runs with anything else)."""
+    if deployment is None:
+        return True
+    template = (deployment.get("spec") or {}).get("template") or {}
+    annotations = (template.get("metadata") or {}).get("annotations") or {}
+    return (
+        annotations.get(ROLLOUT_CHECKSUM_ANNOTATION) == rollout_checksum
+        and rollout(deployment).done
+    )
 
 
 @dataclass(frozen=True)

@@ -43,3 +43,10 @@ class Observed:
     poll: bool = False
     # status.monitoring: the monitoring objects and the Prometheus objects that pick them up.
     monitoring: dict[str, Any] | None = None
+    # status.signingKeys: the rotating JWT keys (ids, roles, times).
+    signing_keys: list[dict[str, str]] | None = None
+    # status.externalURL: the URL the Ingress or the HTTPRoute gives, once it exists.
+    external_url: str | None = None
+    # Waiting for an object no watch of ours sees (the Gateway an HTTPRoute names): look again
+    # after the recheck period rather than at the resync.
+    awaits_unwatched: bool = False

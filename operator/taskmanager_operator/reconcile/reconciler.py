@@ -7,7 +7,11 @@ the cluster toward the spec; nothing depends on remembering what an earlier run 
 from __future__ import annotations
 
 import base64
+import secrets
+from collections.abc import Callable
+from datetime import UTC, datetime
 
+from taskmanager_operator import signing_keys
 from taskmanager_operator import status as st
 from taskmanager_operator.builders import api, config, managed, migration
 from taskmanager_operator.builders import secrets as secret_builder
@@ -15,14 +19,21 @@ from taskmanager_operator.builders.common import (
     api_name,
     cache_name,
     checksum,
+    database_headless_name,
     database_name,
     generated_secret_name,
     image,
 )
 from taskmanager_operator.k8s import KubeApi, Object
-from taskmanager_operator.reconcile import migration_gate, monitoring, observe
+from taskmanager_operator.reconcile import (
+    exposure,
+    key_rotation,
+    migration_gate,
+    monitoring,
+    observe,
+)
 from taskmanager_operator.reconcile.apply import Applier
-from taskmanager_operator.reconcile.outcome import Observed, Outcome
+from taskmanager_operator.reconcile.outcome import Event, Observed, Outcome
 from taskmanager_operator.reconcile.secret_refs import (
     REDIS_URL_REF,
     missing_conditions,
@@ -36,10 +47,17 @@ from taskmanager_operator.settings import OperatorSettings
 
 class Reconciler:
     def __init__(
-        self, kube: KubeApi, settings: OperatorSettings, redis_probe: PolicyProbe | None = None
+        self,
+        kube: KubeApi,
+        settings: OperatorSettings,
+        redis_probe: PolicyProbe | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        new_key: Callable[[int], str] = secrets.token_urlsafe,
     ) -> None:
         self.kube = kube
         self.settings = settings
+        self.clock = clock
+        self.new_key = new_key
         if redis_probe is None:
             redis_probe = CachedPolicyProbe(settings.redis_probe_cache_seconds)
         self.redis_probe = redis_probe
@@ -74,17 +92,40 @@ class Reconciler:
         applier = Applier(self.kube, tm, outcome.events)
 
         existing_secret = self.kube.get("v1", "Secret", tm.namespace, generated_secret_name(tm))
+        existing_data = secret_builder.decode_secret_data((existing_secret or {}).get("data"))
+        config_map = config.build_config_map(tm)
+        current = self.kube.get("apps/v1", "Deployment", tm.namespace, api_name(tm))
+        rotation = key_rotation.rotate(
+            tm,
+            existing_secret,
+            existing_data,
+            # The pods run the Secret as it is when the Deployment rolled out with its checksum.
+            every_pod_has_the_ring=observe.rolled_out_with(
+                current,
+                checksum(
+                    config_map["data"],
+                    (existing_secret or {}).get("data"),
+                    user_secrets.digests,
+                ),
+            ),
+            now=self.clock(),
+            new_key=self.new_key,
+        )
+        outcome.events += [Event("Normal", step.reason, step.message) for step in rotation.steps]
         generated = secret_builder.build_generated_secret(
-            tm, secret_builder.decode_secret_data((existing_secret or {}).get("data"))
+            tm, existing_data, self.new_key, rotation.ring
         )
         applier.generated_secret(generated, generated_secret_name(tm))
-        config_map = config.build_config_map(tm)
         applier.apply(config_map)
+        # What the workloads below need before their pods can be made: the API's ServiceAccount.
+        applier.optional(monitoring.capabilities(self.kube), before_workloads=True)
 
         database = ("apps/v1", "StatefulSet", database_name(tm))
         cache = ("apps/v1", "Deployment", cache_name(tm))
-        database_ready = applier.managed(managed.build_postgres(tm), database)
-        cache_ready = applier.managed(managed.build_redis(tm), cache)
+        database_ready = applier.managed(
+            managed.build_postgres(tm), database, [database_name(tm), database_headless_name(tm)]
+        )
+        cache_ready = applier.managed(managed.build_redis(tm), cache, [cache_name(tm)])
         spec = tm.spec
         observed.conditions += [
             observe.readiness(
@@ -98,17 +139,37 @@ class Reconciler:
         rollout_checksum = checksum(
             config_map["data"], (generated or {}).get("data"), user_secrets.digests
         )
-        seen_monitoring = self._roll_out(tm, applier, rollout_checksum, database_ready, observed)
-        if observed.poll:
-            outcome.requeue_after = self.settings.progress_poll_seconds
-        elif seen_monitoring.awaits_selection:
-            outcome.requeue_after = self.settings.selection_recheck_seconds
+        seen_monitoring = self._roll_out(
+            tm,
+            applier,
+            current,
+            rollout_checksum=rollout_checksum,
+            database_ready=database_ready,
+            observed=observed,
+        )
+        if rotation.ring and tm.spec.auth.signing_key_rotation is not None:
+            observed.signing_keys = signing_keys.status(rotation.ring)
+        waits = [
+            self.settings.progress_poll_seconds if observed.poll else None,
+            self.settings.selection_recheck_seconds
+            if seen_monitoring.awaits_selection or observed.awaits_unwatched
+            else None,
+            # A published key is promoted once the pods roll: poll that like a rollout.
+            self.settings.progress_poll_seconds
+            if any(key.role == "next" for key in rotation.ring)
+            else None,
+            rotation.due.total_seconds() if rotation.due is not None else None,
+        ]
+        if due := [wait for wait in waits if wait is not None]:
+            outcome.requeue_after = min(due)
         return observed
 
     def _roll_out(
         self,
         tm: TaskManager,
         applier: Applier,
+        current: Object | None,
+        *,
         rollout_checksum: str,
         database_ready: bool,
         observed: Observed,
@@ -117,7 +178,6 @@ class Reconciler:
         optional children, and what the rollout and the monitoring objects say. observed.poll
         is set while a migration or a rollout is in progress: look again soon rather than wait
         for an event."""
-        current = self.kube.get("apps/v1", "Deployment", tm.namespace, api_name(tm))
         gate = self._migration_gate(tm, applier, current, database_ready)
         observed.conditions.append(gate.condition)
         if gate.degraded is not None:
@@ -136,6 +196,10 @@ class Reconciler:
         seen_monitoring = monitoring.observe_monitoring(self.kube, tm, optional)
         observed.conditions += seen_monitoring.conditions
         observed.monitoring = seen_monitoring.status
+        seen_exposure = exposure.observe_exposure(self.kube, tm, optional)
+        observed.conditions += seen_exposure.conditions
+        observed.external_url = seen_exposure.external_url
+        observed.awaits_unwatched = seen_exposure.awaits_gateway
         seen = observe.observe_api(
             deployment,
             gate.serve,

@@ -23,8 +23,13 @@ WARNED_STATES = frozenset(
         (st.CACHE_EVICTION_SAFE, "False"),
         (st.MONITORING_READY, "False"),
         (st.AUTOSCALING_METRICS_READY, "False"),
+        (st.ROUTE_ACCEPTED, "False"),
     }
 )
+
+# Status keys that only a reconcile that observes the children can say anything about: Paused
+# keeps what the last one said, and one that observes nothing for them removes them.
+OBSERVED_ONLY = ("monitoring", "signingKeys", "externalURL")
 
 
 def write_status(
@@ -59,12 +64,15 @@ def next_status(
         status["readyReplicas"] = previous.get("readyReplicas", 0)
     status["version"] = observed.version or previous.get("version")
     status["monitoring"] = observed.monitoring
+    status["signingKeys"] = observed.signing_keys
+    status["externalURL"] = observed.external_url
     status = {key: value for key, value in status.items() if value is not None}
-    if phase == "Paused" and "monitoring" in previous:
-        status["monitoring"] = previous["monitoring"]
-    elif previous.get("monitoring") is not None and "monitoring" not in status:
-        # The status is a merge patch: a key left out would stay; null removes it.
-        status["monitoring"] = None
+    for key in OBSERVED_ONLY:
+        if phase == "Paused" and key in previous:
+            status[key] = previous[key]
+        elif previous.get(key) is not None and key not in status:
+            # The status is a merge patch: a key left out would stay; null removes it.
+            status[key] = None
     # Paused observes no pods: it says what the last reconcile that looked at them found.
     if phase == "Paused":
         status["replicas"] = previous.get("replicas", 0)
