@@ -7,6 +7,7 @@ reconcile free of writes.
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import threading
@@ -37,6 +38,27 @@ class Applied:
     object: Object
     created: bool
     changed: bool
+
+
+class ApplyRefusedError(Exception):
+    """The API server refused to apply a child (invalid, forbidden, over a quota, refused by an
+    admission webhook, no Service IP left): what a user must see, in the API server's words."""
+
+    def __init__(self, kind: str, name: str, status: int | None, message: str) -> None:
+        super().__init__(f"{kind} {name}: {message}")
+        self.kind = kind
+        self.name = name
+        self.status = status
+        self.message = message
+
+
+def api_message(error: ApiException) -> str:
+    """The API server's own message (its Status body's), not the response's headers and body."""
+    try:
+        message = json.loads(error.body or "").get("message")
+    except (ValueError, AttributeError):
+        message = None
+    return str(message) if message else f"{error.status} {error.reason}"
 
 
 class KubeApi(Protocol):
@@ -87,6 +109,10 @@ class KubeApi(Protocol):
     def namespace_labels(self, namespace: str) -> dict[str, str]:
         """The namespace's labels (Prometheus namespace selectors match them); fresh within
         DISCOVERY_SECONDS."""
+        ...
+
+    def list_pods(self, namespace: str, labels: Mapping[str, str]) -> list[Object]:
+        """The pods in a namespace that carry every one of `labels`, as read now."""
         ...
 
     def rediscover(self) -> None:
@@ -143,13 +169,22 @@ class Kube:
         before = self.get(
             manifest["apiVersion"], manifest["kind"], metadata["namespace"], metadata["name"]
         )
-        applied = self._resource(manifest["apiVersion"], manifest["kind"]).server_side_apply(
-            body=dict(manifest),
-            namespace=metadata["namespace"],
-            field_manager=FIELD_MANAGER,
-            # The operator owns these fields: a manual edit is drift, put back.
-            force_conflicts=True,
-        )
+        try:
+            applied = self._resource(manifest["apiVersion"], manifest["kind"]).server_side_apply(
+                body=dict(manifest),
+                namespace=metadata["namespace"],
+                field_manager=FIELD_MANAGER,
+                # The operator owns these fields: a manual edit is drift, put back.
+                force_conflicts=True,
+            )
+        except ApiException as error:
+            # Every answer of the API server is reported (the reconcile turns it into a condition
+            # and a Warning event, then retries with backoff); no answer at all is an outage.
+            if not error.status:
+                raise
+            raise ApplyRefusedError(
+                manifest["kind"], metadata["name"], error.status, api_message(error)
+            ) from error
         after: Object = applied.to_dict()
         # A controller may update the object's status between the read and the apply, so the
         # resourceVersion alone over-reports; our own managedFields entry moves only when the
@@ -282,6 +317,20 @@ class Kube:
             return list(found.to_dict().get("items") or [])
 
         return self._listed.get((api_version, kind), read)
+
+    def list_pods(self, namespace: str, labels: Mapping[str, str]) -> list[Object]:
+        selector = ",".join(f"{key}={value}" for key, value in labels.items())
+        try:
+            found = self._resource("v1", "Pod").get(namespace=namespace, label_selector=selector)
+        except ApiException as error:
+            if error.status != 403:
+                raise
+            # RBAC of an older chart: the conditions then say less, and the reconcile goes on.
+            logger.warning(
+                "cannot list pods in %s (%s): upgrade the chart's RBAC", namespace, error.reason
+            )
+            return []
+        return list(found.to_dict().get("items") or [])
 
     def rediscover(self) -> None:
         self._discovered.clear()

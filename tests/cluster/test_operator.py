@@ -441,6 +441,57 @@ def test_a_missing_secret_is_reported_and_heals_when_it_appears(
     assert tms.condition("waiting", "SecretsReady")["status"] == "True"  # type: ignore[index]
 
 
+def test_a_child_the_api_server_refuses_is_named_and_heals(
+    namespace: str, tms: TaskManagers
+) -> None:
+    # A quota that allows no Service: the API server refuses the first Service the operator makes.
+    quota = client.V1ResourceQuota(
+        metadata=client.V1ObjectMeta(name="no-services"),
+        spec=client.V1ResourceQuotaSpec(hard={"services": "0"}),
+    )
+    tms.core.create_namespaced_resource_quota(namespace, quota)
+    wait_until(
+        lambda: tms.core.read_namespaced_resource_quota("no-services", namespace).status.hard,
+        timeout=30,
+        what="the quota to be in force",
+    )
+    tms.create("refused", {})
+    body = tms.wait_phase("refused", "Degraded")
+    degraded = next(c for c in body["status"]["conditions"] if c["type"] == "Degraded")
+    assert degraded["reason"] == "ApplyFailed"
+    # The child and the API server's own words, not a traceback.
+    assert degraded["message"].startswith("Service refused-"), degraded
+    assert "exceeded quota: no-services" in degraded["message"], degraded
+    event = tms.wait_event("refused", "ApplyFailed", "Warning")
+    assert "exceeded quota" in event.message
+
+    tms.core.delete_namespaced_resource_quota("no-services", namespace)
+    tms.wait_phase("refused", "Ready", timeout=90)
+    assert tms.condition("refused", "Degraded")["status"] == "False"  # type: ignore[index]
+
+
+def test_a_migration_pod_that_cannot_be_scheduled_is_named_at_once(tms: TaskManagers) -> None:
+    # Only the API's pods and the migration Job's are sent where no node is.
+    nowhere = {"nodeSelector": {"taskmanager.dev/test-nowhere": "true"}}
+    unconstrained: dict[str, Any] = {"managed": {"scheduling": {}}}
+    tms.create(
+        "stranded", {"scheduling": nowhere, "database": unconstrained, "redis": unconstrained}
+    )
+    condition = wait_until(
+        lambda: (
+            (c := tms.condition("stranded", "MigrationsApplied"))
+            and c["reason"] == "MigrationUnschedulable"
+            and c
+        ),
+        timeout=90,
+        what="MigrationsApplied to say the migration pod cannot be scheduled",
+    )
+    # The scheduler's own words, long before the Job's deadline would call it a failed migration.
+    assert "cannot be scheduled" in condition["message"], condition
+    assert "node affinity/selector" in condition["message"], condition
+    assert tms.get("stranded")["status"]["phase"] != "Degraded"
+
+
 @pytest.fixture
 def external_redis() -> Iterator[RedisServer]:
     """A Redis of its own on 127.0.0.1, where the operator (a local process) reaches it."""

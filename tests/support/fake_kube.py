@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from taskmanager_operator.api.v1alpha1 import GROUP, KIND, VERSION
-from taskmanager_operator.k8s import Applied, Object
+from taskmanager_operator.k8s import Applied, ApplyRefusedError, Object
 from taskmanager_operator.settings import FIELD_MANAGER
 
 TASKMANAGER_API_VERSION = f"{GROUP}/{VERSION}"
@@ -87,6 +87,9 @@ class FakeKube:
         # version: the resource names; `serve` and `unserve` install and remove them.
         self.served: dict[str, frozenset[str]] = {}
         self.labels_of_namespaces: dict[str, dict[str, str]] = {}
+        # Kinds whose applies the API server refuses, with its status code and message (a quota,
+        # an admission webhook, a full Service IP range).
+        self.refusals: dict[str, tuple[int, str]] = {}
 
     # -- KubeApi: what the operator calls ----------------------------------------------------
 
@@ -98,6 +101,8 @@ class FakeKube:
         return self.get(TASKMANAGER_API_VERSION, KIND, namespace, name)
 
     def apply(self, manifest: Mapping[str, Any]) -> Applied:
+        if refusal := self.refusals.get(manifest["kind"]):
+            raise ApplyRefusedError(manifest["kind"], manifest["metadata"]["name"], *refusal)
         existing = self.get(*_key(manifest))
         if existing is not None and manifest["kind"] == "StatefulSet":
             service_name = existing["spec"].get("serviceName")
@@ -179,6 +184,13 @@ class FakeKube:
             _render(stored)
             for (v, k, _, _), stored in sorted(self._objects.items())
             if (v, k) == (api_version, kind)
+        ]
+
+    def list_pods(self, namespace: str, labels: Mapping[str, str]) -> list[Object]:
+        return [
+            pod
+            for pod in self.objects("v1", "Pod", namespace)
+            if labels.items() <= (pod["metadata"].get("labels") or {}).items()
         ]
 
     def rediscover(self) -> None:

@@ -427,6 +427,39 @@ def test_paused_stops_every_write_to_the_children_and_says_so(cluster: Cluster) 
     assert "Paused" not in cluster.conditions("demo")
 
 
+# -- a child the API server refuses ---------------------------------------------------------------
+
+QUOTA = 'services "demo-api" is forbidden: exceeded quota: no-services, requested: services=1'
+
+
+def test_a_refused_child_is_named_in_the_status_and_an_event_and_heals(cluster: Cluster) -> None:
+    keys_before = ready_demo(cluster)
+    cluster.kube.refusals["Service"] = (403, QUOTA)
+
+    outcome = cluster.reconcile("demo")
+
+    assert cluster.phase("demo") == "Degraded"
+    assert cluster.conditions("demo")["Degraded"] == ("True", "ApplyFailed")
+    assert cluster.conditions("demo")["Ready"] == ("False", "ApplyFailed")
+    message = cluster.condition("demo", "Degraded")["message"]
+    assert message.startswith("Service "), message
+    assert QUOTA in message, message
+    # What the last full reconcile observed stays: the database is still ready, the pods counted.
+    assert cluster.conditions("demo")["DatabaseReady"] == ("True", "Ready")
+    assert cluster.status("demo")["readyReplicas"] == keys_before["readyReplicas"]
+    assert outcome.retry_reason is not None, "retried with backoff"
+    assert QUOTA in outcome.retry_reason
+    (warning,) = [e for e in cluster.kube.events if e["type"] == "Warning"]
+    assert warning["reason"] == "ApplyFailed"
+    assert QUOTA in warning["message"]
+    cluster.reconcile("demo")
+    assert events_of(cluster.kube, "demo").count(("Warning", "ApplyFailed")) == 1, "one event"
+
+    del cluster.kube.refusals["Service"]
+    cluster.bring_up("demo")
+    assert cluster.conditions("demo") == READY_CONDITIONS
+
+
 # -- a missing Secret ----------------------------------------------------------------------------
 
 

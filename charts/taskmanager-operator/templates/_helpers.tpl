@@ -54,7 +54,8 @@ The operator's own rights in the namespaces it watches, derived from the code:
   CHILD_VERBS (that comment says why each verb); tests/chart/test_children_rbac.py fails when
   these rules and the registry differ;
 - taskmanagers: kopf lists and watches them, the reconcile reads one (get) and patches its status;
-- events: the reconcile and kopf post core/v1 Events (create).
+- events: the reconcile and kopf post core/v1 Events (create);
+- pods: the reconcile lists a stuck rollout's or migration's pods, to say why they do not run.
 */}}
 {{- define "taskmanager-operator.operatorRules" -}}
 - apiGroups: [""]
@@ -93,6 +94,9 @@ The operator's own rights in the namespaces it watches, derived from the code:
 - apiGroups: [""]
   resources: [events]
   verbs: [create]
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list]
 {{- end }}
 
 {{/* Whether the operator's rights are granted per namespace (Roles) rather than cluster-wide. */}}

@@ -9,6 +9,7 @@ from typing import Literal
 
 from taskmanager_operator import status as st
 from taskmanager_operator.k8s import Object
+from taskmanager_operator.reconcile.pods import PodProblem
 
 JobState = Literal["Absent", "Running", "Complete", "Failed"]
 
@@ -42,14 +43,28 @@ def job_state(job: Object | None) -> JobState:
     return "Running"
 
 
+def job_failure(job: Object | None) -> str | None:
+    """The Failed condition's reason and message (DeadlineExceeded, BackoffLimitExceeded)."""
+    for condition in ((job or {}).get("status") or {}).get("conditions") or []:
+        if condition.get("status") == "True" and condition.get("type") == "Failed":
+            return ": ".join(
+                str(part) for part in (condition.get("reason"), condition.get("message")) if part
+            )
+    return None
+
+
 def decide(
     current_image: str | None,
     desired_image: str,
     job: JobState,
     database_ready: bool,
     job_name: str,
+    *,
+    failure: str | None = None,
+    pod_problem: PodProblem | None = None,
 ) -> Gate:
-    """What the migration allows; `job` is ignored unless job_matters() (it was not read)."""
+    """What the migration allows; `job` is ignored unless job_matters() (it was not read).
+    `failure` is why a failed Job failed, `pod_problem` why its pod does not run."""
     applied = st.MIGRATIONS_APPLIED
     if current_image == desired_image:
         return Gate(
@@ -65,7 +80,10 @@ def decide(
         return Gate(desired_image, st.true(applied, "MigrationSucceeded", message))
     if job == "Failed":
         message = (
-            f"Job {job_name} failed to migrate the schema for {desired_image}; "
+            f"Job {job_name} failed to migrate the schema for {desired_image}"
+            + (f" ({failure})" if failure else "")
+            + (f", {pod_problem.message}" if pod_problem else "")
+            + "; "
             + (f"{current_image} keeps serving" if current_image else "nothing is serving yet")
             + f" (kubectl logs job/{job_name}; delete the Job to retry)"
         )
@@ -75,9 +93,16 @@ def decide(
             degraded=st.true(st.DEGRADED, "MigrationFailed", message),
         )
     message = f"Job {job_name} is migrating the schema for {desired_image}"
+    reason = "MigrationRunning"
+    if pod_problem is not None:
+        # Said now, not when the Job's deadline passes as a failure to migrate.
+        message = (
+            f"Job {job_name} cannot migrate the schema for {desired_image}: {pod_problem.message}"
+        )
+        reason = f"Migration{pod_problem.reason}"
     return Gate(
         current_image,
-        st.false(applied, "MigrationRunning", message),
+        st.false(applied, reason, message),
         create_job=job == "Absent",
         poll=True,
     )

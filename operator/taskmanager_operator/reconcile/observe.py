@@ -9,6 +9,10 @@ from typing import Any
 from taskmanager_operator import status as st
 from taskmanager_operator.builders.api import ROLLOUT_CHECKSUM_ANNOTATION
 from taskmanager_operator.k8s import Object
+from taskmanager_operator.reconcile.pods import PodProblem
+
+# The reason of Degraded and Ready while the API server refuses to apply a child.
+APPLY_FAILED = "ApplyFailed"
 
 
 def readiness(kind: str, external: bool, ready: bool, what: str) -> st.Condition:
@@ -103,8 +107,11 @@ def observe_api(
     desired_image: str,
     desired_version: str,
     degraded_reason: str | None,
+    *,
+    pod_problem: PodProblem | None = None,
 ) -> ApiObservation:
-    """Progressing, Ready and (unless already Degraded) Degraded=False from the API's rollout."""
+    """Progressing, Ready and (unless already Degraded) Degraded=False from the API's rollout;
+    `pod_problem`, why its pods do not run, becomes their reason while it is not done."""
     if deployment is None:
         return NOT_RUNNING
     pods = rollout(deployment)
@@ -116,13 +123,17 @@ def observe_api(
         )
     else:
         updated = f"{pods.updated}/{pods.wanted} API pods updated, {pods.ready} ready"
-        progressing = st.true(st.PROGRESSING, "RollingOut", updated)
+        if pod_problem is not None:
+            updated = f"{updated}; {pod_problem.message}"
+            pods_ready = f"{pods_ready}; {pod_problem.message}"
+        rolling = pod_problem.reason if pod_problem is not None else "RollingOut"
+        progressing = st.true(st.PROGRESSING, rolling, updated)
     if degraded_reason is not None:
         ready = st.false(st.READY, degraded_reason, pods_ready)
     elif pods.done and on_desired:
         ready = st.true(st.READY, "Ready", pods_ready)
     else:
-        ready = st.false(st.READY, "RollingOut", pods_ready)
+        ready = st.false(st.READY, rolling, pods_ready)
     conditions: tuple[st.Condition, ...] = (progressing, ready)
     if degraded_reason is None:
         conditions += (st.false(st.DEGRADED, "AsExpected", ""),)
@@ -147,6 +158,24 @@ def paused(previous_conditions: Sequence[Mapping[str, Any]]) -> list[st.Conditio
         if c["type"] != st.PAUSED
     ]
     return [st.true(st.PAUSED, "Paused", "spec.paused is true: children are not changed"), *kept]
+
+
+def apply_failed(
+    previous_conditions: Sequence[Mapping[str, Any]], refused: str
+) -> list[st.Condition]:
+    """Degraded and not Ready because the API server refused a child (`refused` names it and
+    says why, in the API server's words); what the last reconcile observed of the rest stays."""
+    failed = (
+        st.true(st.DEGRADED, APPLY_FAILED, refused),
+        st.false(st.READY, APPLY_FAILED, refused),
+    )
+    replaced = {condition.type for condition in failed}
+    kept = [
+        st.Condition(c["type"], c["status"], c["reason"], c.get("message", ""))
+        for c in previous_conditions
+        if c["type"] not in replaced
+    ]
+    return [*failed, *kept]
 
 
 def phase(conditions: Sequence[st.Condition]) -> str:

@@ -50,3 +50,6 @@ class Observed:
     # Waiting for an object no watch of ours sees (the Gateway an HTTPRoute names): look again
     # after the recheck period rather than at the resync.
     awaits_unwatched: bool = False
+    # The reconcile stopped before it observed the children (the API server refused one): the
+    # status keeps what the last reconcile that did said of them.
+    children_unobserved: bool = False

@@ -16,6 +16,7 @@ from taskmanager_operator import status as st
 from taskmanager_operator.builders import api, config, managed, migration
 from taskmanager_operator.builders import secrets as secret_builder
 from taskmanager_operator.builders.common import (
+    API,
     api_name,
     cache_name,
     checksum,
@@ -23,14 +24,16 @@ from taskmanager_operator.builders.common import (
     database_name,
     generated_secret_name,
     image,
+    selector_labels,
 )
-from taskmanager_operator.k8s import KubeApi, Object
+from taskmanager_operator.k8s import ApplyRefusedError, KubeApi, Object
 from taskmanager_operator.reconcile import (
     exposure,
     key_rotation,
     migration_gate,
     monitoring,
     observe,
+    pods,
 )
 from taskmanager_operator.reconcile.apply import Applier
 from taskmanager_operator.reconcile.outcome import Event, Observed, Outcome
@@ -73,7 +76,15 @@ class Reconciler:
             previous = (body.get("status") or {}).get("conditions", [])
             observed, phase = Observed(observe.paused(previous)), "Paused"
         else:
-            observed = self._converge(tm, outcome)
+            try:
+                observed = self._converge(tm, outcome)
+            except ApplyRefusedError as refused:
+                # Seen in the status and a Warning event (Degraded), then retried with backoff.
+                previous = (body.get("status") or {}).get("conditions", [])
+                observed = Observed(
+                    observe.apply_failed(previous, str(refused)), children_unobserved=True
+                )
+                outcome.retry_reason = str(refused)
             phase = observe.phase(observed.conditions)
         outcome.events += write_status(self.kube, tm, body, observed, phase)
         outcome.ready = any(
@@ -200,12 +211,17 @@ class Reconciler:
         observed.conditions += seen_exposure.conditions
         observed.external_url = seen_exposure.external_url
         observed.awaits_unwatched = seen_exposure.awaits_gateway
+        problem: pods.PodProblem | None = None
+        if deployment is not None and not observe.rollout(deployment).done:
+            # Only while the rollout is stuck or under way: why its pods do not run.
+            problem = pods.pod_problem(self.kube.list_pods(tm.namespace, selector_labels(tm, API)))
         seen = observe.observe_api(
             deployment,
             gate.serve,
             image(tm, self.settings.image_repository),
             tm.spec.version,
             observe.degraded_reason(observed.conditions),
+            pod_problem=problem,
         )
         observed.conditions += seen.conditions
         if seen.replicas is not None:
@@ -222,10 +238,24 @@ class Reconciler:
         current_image = observe.api_image(current)
         job_name = migration.migration_job_name(tm, desired)
         job: migration_gate.JobState = "Absent"
+        failure: str | None = None
+        problem: pods.PodProblem | None = None
         if migration_gate.job_matters(current_image, desired, database_ready):
             found = self.kube.get("batch/v1", "Job", tm.namespace, job_name)
             job = migration_gate.job_state(found)
-        gate = migration_gate.decide(current_image, desired, job, database_ready, job_name)
+            failure = migration_gate.job_failure(found)
+            if job in ("Running", "Failed"):
+                job_pods = self.kube.list_pods(tm.namespace, {pods.JOB_NAME_LABEL: job_name})
+                problem = pods.pod_problem(job_pods)
+        gate = migration_gate.decide(
+            current_image,
+            desired,
+            job,
+            database_ready,
+            job_name,
+            failure=failure,
+            pod_problem=problem,
+        )
         if gate.create_job:
             applier.apply(migration.build_migration_job(tm, image=desired))
         return gate

@@ -67,8 +67,9 @@ def next_status(
     status["signingKeys"] = observed.signing_keys
     status["externalURL"] = observed.external_url
     status = {key: value for key, value in status.items() if value is not None}
+    keep_previous = phase == "Paused" or observed.children_unobserved
     for key in OBSERVED_ONLY:
-        if phase == "Paused" and key in previous:
+        if keep_previous and key in previous:
             status[key] = previous[key]
         elif previous.get(key) is not None and key not in status:
             # The status is a merge patch: a key left out would stay; null removes it.
