@@ -52,17 +52,22 @@ def _policy(
     egress: list[dict[str, Any]],
 ) -> Manifest:
     """The pods of one component of this TaskManager take these connections and make these
-    (both lists empty: none at all)."""
+    (an empty list: none at all, since policyTypes names both directions)."""
+    spec: dict[str, Any] = {
+        "podSelector": {"matchLabels": selector_labels(tm, component)},
+        "policyTypes": ["Ingress", "Egress"],
+    }
+    # An empty list is left out: the API server stores it as absent, and applying `[]` again
+    # would then be a write on every reconcile.
+    if ingress:
+        spec["ingress"] = ingress
+    if egress:
+        spec["egress"] = egress
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
         "metadata": metadata(tm, name, component),
-        "spec": {
-            "podSelector": {"matchLabels": selector_labels(tm, component)},
-            "policyTypes": ["Ingress", "Egress"],
-            "ingress": ingress,
-            "egress": egress,
-        },
+        "spec": spec,
     }
 
 
