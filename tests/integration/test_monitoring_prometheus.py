@@ -30,7 +30,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from taskmanager_api import metric_contract as names
 from taskmanager_operator.api.v1alpha1 import Monitoring
 from taskmanager_operator.monitoring import dashboard, grafana, rules
-from taskmanager_operator.monitoring.series import Scope
+from taskmanager_operator.monitoring.series import Scope, request_rate
 from tests.api.helpers import API, Account, ApiClient
 from tests.api.processes import (
     ApiProcess,
@@ -310,7 +310,22 @@ def stack(
             prometheus.wait_for_query(
                 f"count(up{{{SELECTOR}}} == 1) == 2", timeout=30, what="both pods to be scraped"
             )
+            # A series' first sample is no increase to rate(): one request on each pod before
+            # the load, scraped, so the load shows as growth at whichever scrape comes next (on a
+            # busy machine that may be after the short load has ended).
+            for api in apis.values():
+                assert httpx.get(f"{api.url}{API}/tasks", trust_env=False).status_code == 401
+            prometheus.wait_for_query(
+                f"count({names.HTTP_REQUESTS}{{{SCOPE.traffic}}}) >= 2",
+                timeout=30,
+                what="the traffic series of both pods to be scraped before the load",
+            )
             accounts, load = asyncio.run(drive_load(apis))
+            prometheus.wait_for_query(
+                f"{request_rate(SCOPE, '5m')} > 0",
+                timeout=30,
+                what="a scrape to see the load's requests",
+            )
         except AssertionError as error:
             logs = "\n".join(
                 [prometheus.log_tail(), *(api.output()[-LOG_TAIL_CHARS:] for api in apis.values())]
