@@ -198,6 +198,17 @@ wait_for() {
   done
 }
 
+# kwokctl may start metrics-server before the API server listens; it then exits at once
+# ("unable to load configmap based request-header-client-ca-file") and nothing restarts it.
+# `kwokctl start cluster` starts what of the cluster is not running, and nothing else.
+metrics_available() {
+  if ! pgrep -f "$KWOK_WORKDIR/clusters/$name/bin/metrics-server" >/dev/null; then
+    log "metrics-server is not running (it started before the API server listened): starting it again"
+    kwokctl start cluster --name "$name" >>"$local_dir/kwokctl.log" 2>&1 || return 1
+  fi
+  kubectl --kubeconfig "$kubeconfig" wait --for=condition=Available \
+    apiservice/v1beta1.metrics.k8s.io --timeout=5s
+}
 
 up() {
   local start=$SECONDS
@@ -207,6 +218,7 @@ up() {
   if cluster_exists && api_ready; then
     recycle_volumes
     add_node_storage
+    wait_for "metrics.k8s.io to be available" 90 metrics_available
     [ "$real_node" = 0 ] || "$here/node.sh" up
     log "cluster '$name' is already running (kubeconfig: $kubeconfig)"
     return 0
@@ -240,8 +252,7 @@ up() {
     node/kwok-node-0 node/kwok-node-1 --timeout=5s
   # metrics-server reports a node only once pods on it use something, so readiness here is the
   # aggregated metrics API being available; the tests prove the scrape itself.
-  wait_for "metrics.k8s.io to be available" 90 kubectl --kubeconfig "$kubeconfig" wait \
-    --for=condition=Available apiservice/v1beta1.metrics.k8s.io --timeout=5s
+  wait_for "metrics.k8s.io to be available" 90 metrics_available
   if [ "$real_node" = 0 ]; then
     log "kwok-only cluster (REAL_NODE=0): every pod is simulated, nothing really runs"
   else
