@@ -20,11 +20,13 @@ from tests.chart.helm import LOCAL_KUBECONFIG, REPO, set_args, unique
 from tests.support.operator import run_operator
 from tests.support.wait import wait_until
 
-# The session operator of tests/cluster watches the glob test-*; the chart is configured the same
-# way, so its RBAC is exactly what that configuration gets in production.
+# The operator suite runs nested, in namespaces of its own prefix: another session's operator
+# (tests/cluster's watches test-*) must not act beside the one under test. The chart watches that
+# glob as the session operator does, so its RBAC is exactly what that configuration gets.
+NESTED_NAMESPACE_PREFIX = "rbac-test-"
 RBAC_VALUES: dict[str, str | int | bool] = {
     "watch.allNamespaces": False,
-    "watch.namespaces[0]": "test-*",
+    "watch.namespaces[0]": f"{NESTED_NAMESPACE_PREFIX}*",
     "rbac.namespaced": False,
     # Only the RBAC is under test; the CRD comes from the tests' own fixture.
     "replicaCount": 0,
@@ -94,6 +96,7 @@ def test_the_operator_suite_passes_with_only_the_charts_rbac(
             **os.environ,
             "KUBECONFIG": str(LOCAL_KUBECONFIG),
             "OPERATOR_KUBECONFIG": str(kubeconfig),
+            "TEST_NAMESPACE_PREFIX": NESTED_NAMESPACE_PREFIX,
             # The session operator also elects a leader, in the release namespace, as the chart's
             # Deployment does: the Lease rules are exercised too.
             "TASKMANAGER_OPERATOR_LEADER_ELECTION_NAMESPACE": release.namespace,

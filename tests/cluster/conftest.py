@@ -20,7 +20,9 @@ from tests.support.operator import OperatorProcess, run_operator
 from tests.support.wait import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
-TEST_NAMESPACE_PREFIX = "test-"
+# The namespaces of the tests, which the session operator watches (`<prefix>*`). A run nested in
+# another session (tests/chart/test_rbac.py) takes its own prefix, so no other operator acts there.
+TEST_NAMESPACE_PREFIX = os.environ.get("TEST_NAMESPACE_PREFIX", "test-")
 START_HINT = "start the local cluster with `make cluster-up` (needs Go >= 1.24), or run `make test`"
 
 
