@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from taskmanager_api.core.config import key_id_for
+from taskmanager_operator.api.v1alpha1 import TTL_UNIT_SECONDS
 
 Role = Literal["next", "signing", "retiring"]
 # The generated Secret's annotation that records the ring.
@@ -191,8 +192,9 @@ def _iso(moment: datetime) -> str:
 
 
 def _duration(span: timedelta) -> str:
+    """A duration as the spec's TTLs spell it, in the largest unit that divides it (`7d`)."""
     seconds = int(span.total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+    for unit, size in sorted(TTL_UNIT_SECONDS.items(), key=lambda item: -item[1]):
         if seconds % size == 0 and seconds >= size:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"

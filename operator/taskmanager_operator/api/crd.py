@@ -112,7 +112,8 @@ def _status_schema() -> JsonSchema:
 # Children are named after the TaskManager plus a suffix; the longest, a migration Job
 # (`-migrate-` and a 10-character digest), must still fit the 63 characters of a label value.
 MAX_NAME_LENGTH = 40
-# The suffix of the API's children (builders/common.py `api_name`), its ServiceAccount among them.
+# The suffix of the API's children's names (builders/common.py `api_name` reads it), its
+# ServiceAccount among them.
 API_SUFFIX = "-api"
 
 

@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from taskmanager_operator.api.crd import API_SUFFIX
 from taskmanager_operator.api.v1alpha1 import Resources, to_manifest
 from taskmanager_operator.resource import TaskManager
 
@@ -39,7 +40,7 @@ class Capabilities:
 
 
 def api_name(tm: TaskManager) -> str:
-    return f"{tm.name}-api"
+    return f"{tm.name}{API_SUFFIX}"
 
 
 def config_name(tm: TaskManager) -> str:

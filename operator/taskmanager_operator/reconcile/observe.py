@@ -150,14 +150,26 @@ def degraded_reason(conditions: Sequence[st.Condition]) -> str | None:
     return next((c.reason for c in conditions if c.type == st.DEGRADED), None)
 
 
-def paused(previous_conditions: Sequence[Mapping[str, Any]]) -> list[st.Condition]:
-    """Paused=True first, and every other condition kept as the last reconcile left it."""
+def _over_previous(
+    previous_conditions: Sequence[Mapping[str, Any]], *new: st.Condition
+) -> list[st.Condition]:
+    """`new` first, then every other condition as the last reconcile left it: for a reconcile
+    that observes nothing of the children."""
+    replaced = {condition.type for condition in new}
     kept = [
         st.Condition(c["type"], c["status"], c["reason"], c.get("message", ""))
         for c in previous_conditions
-        if c["type"] != st.PAUSED
+        if c["type"] not in replaced
     ]
-    return [st.true(st.PAUSED, "Paused", "spec.paused is true: children are not changed"), *kept]
+    return [*new, *kept]
+
+
+def paused(previous_conditions: Sequence[Mapping[str, Any]]) -> list[st.Condition]:
+    """Paused=True first, and every other condition kept as the last reconcile left it."""
+    return _over_previous(
+        previous_conditions,
+        st.true(st.PAUSED, "Paused", "spec.paused is true: children are not changed"),
+    )
 
 
 def apply_failed(
@@ -165,17 +177,11 @@ def apply_failed(
 ) -> list[st.Condition]:
     """Degraded and not Ready because the API server refused a child (`refused` names it and
     says why, in the API server's words); what the last reconcile observed of the rest stays."""
-    failed = (
+    return _over_previous(
+        previous_conditions,
         st.true(st.DEGRADED, APPLY_FAILED, refused),
         st.false(st.READY, APPLY_FAILED, refused),
     )
-    replaced = {condition.type for condition in failed}
-    kept = [
-        st.Condition(c["type"], c["status"], c["reason"], c.get("message", ""))
-        for c in previous_conditions
-        if c["type"] not in replaced
-    ]
-    return [*failed, *kept]
 
 
 def phase(conditions: Sequence[st.Condition]) -> str:

@@ -106,18 +106,18 @@ class Reconciler:
         existing_data = secret_builder.decode_secret_data((existing_secret or {}).get("data"))
         config_map = config.build_config_map(tm)
         current = self.kube.get("apps/v1", "Deployment", tm.namespace, api_name(tm))
+
+        def rollout_checksum_with(secret: Object | None) -> str:
+            """What the API pods run with: the config and the secret values."""
+            return checksum(config_map["data"], (secret or {}).get("data"), user_secrets.digests)
+
         rotation = key_rotation.rotate(
             tm,
             existing_secret,
             existing_data,
             # The pods run the Secret as it is when the Deployment rolled out with its checksum.
             every_pod_has_the_ring=observe.rolled_out_with(
-                current,
-                checksum(
-                    config_map["data"],
-                    (existing_secret or {}).get("data"),
-                    user_secrets.digests,
-                ),
+                current, rollout_checksum_with(existing_secret)
             ),
             now=self.clock(),
             new_key=self.new_key,
@@ -147,9 +147,7 @@ class Reconciler:
             ),
             self._cache_eviction(user_secrets.values.get(REDIS_URL_REF)),
         ]
-        rollout_checksum = checksum(
-            config_map["data"], (generated or {}).get("data"), user_secrets.digests
-        )
+        rollout_checksum = rollout_checksum_with(generated)
         seen_monitoring = self._roll_out(
             tm,
             applier,
