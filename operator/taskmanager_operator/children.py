@@ -32,7 +32,7 @@ from taskmanager_operator.builders.common import (
     cache_name,
     database_name,
 )
-from taskmanager_operator.k8s import Kube
+from taskmanager_operator.k8s import Kube, KubeApi
 from taskmanager_operator.resource import TaskManager
 
 # What the operator does with every kind of child, so what the chart must grant for each: kopf
@@ -76,6 +76,12 @@ class ChildKind:
     def resource(self) -> str:
         """The name `kubectl get` takes: plural.group, or the plural alone in the core group."""
         return f"{self.plural}.{self.group}" if self.group else self.plural
+
+    def served_by(self, kube: KubeApi) -> bool:
+        """Whether the cluster serves this kind. Its own plural, not its group version: a
+        project's CRDs are established one by one, and while the Gateway API's GatewayClass
+        already is, its HTTPRoute is not yet."""
+        return self.crd_of is None or self.plural in (kube.api_resources(self.api_version) or ())
 
 
 PROMETHEUS_OPERATOR = "prometheus-operator"
@@ -198,11 +204,7 @@ def _served_children() -> list[ChildKind]:
     """The kinds the cluster of the current kubeconfig serves (`kubectl get` fails on others)."""
     config.load_kube_config()
     kube = Kube(ApiClient())
-    return [
-        child
-        for child in CHILDREN
-        if child.crd_of is None or kube.api_resources(child.api_version) is not None
-    ]
+    return [child for child in CHILDREN if child.served_by(kube)]
 
 
 if __name__ == "__main__":

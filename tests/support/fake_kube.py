@@ -27,7 +27,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from kubernetes.dynamic.exceptions import ResourceNotFoundError
+
 from taskmanager_operator.api.v1alpha1 import GROUP, KIND, VERSION
+from taskmanager_operator.children import CHILDREN
 from taskmanager_operator.k8s import Applied, ApplyRefusedError, Object
 from taskmanager_operator.settings import FIELD_MANAGER
 
@@ -101,6 +104,9 @@ class FakeKube:
         return self.get(TASKMANAGER_API_VERSION, KIND, namespace, name)
 
     def apply(self, manifest: Mapping[str, Any]) -> Applied:
+        if not self._serves(manifest["apiVersion"], manifest["kind"]):
+            # What the dynamic client raises for a kind missing from discovery.
+            raise ResourceNotFoundError(f"No matches found for {manifest['kind']}")
         if refusal := self.refusals.get(manifest["kind"]):
             raise ApplyRefusedError(manifest["kind"], manifest["metadata"]["name"], *refusal)
         existing = self.get(*_key(manifest))
@@ -178,6 +184,13 @@ class FakeKube:
         if api_version in self.served:
             return self.served[api_version]
         return frozenset() if api_version in BUILT_IN else None
+
+    def _serves(self, api_version: str, kind: str) -> bool:
+        """A kind of an optional child is served once its own plural is, not its group alone."""
+        for child in CHILDREN:
+            if (child.api_version, child.kind) == (api_version, kind) and child.crd_of:
+                return child.plural in (self.api_resources(api_version) or ())
+        return True
 
     def list_all(self, api_version: str, kind: str) -> list[Object]:
         return [

@@ -374,6 +374,19 @@ def test_without_the_gateway_api_no_route_and_the_condition_says_why_once(
     assert events_of(cluster.kube, "demo") == [], "the Warning event was posted once"
 
 
+def test_a_gateway_api_half_installed_is_not_installed_yet(cluster: Cluster) -> None:
+    """Its CRDs are established one by one: while GatewayClass is served and HTTPRoute is not,
+    the group answers discovery, and applying the route would fail the reconcile."""
+    cluster.kube.serve(GATEWAY_API_VERSION, "gatewayclasses")
+    ready_demo(cluster, ingress=ROUTED)
+    assert exposed(cluster) == set()
+    assert cluster.conditions("demo")["RouteAccepted"] == ("False", "GatewayAPINotInstalled")
+
+    serve_gateway_api(cluster)
+    cluster.reconcile("demo")
+    assert exposed(cluster) == {"HTTPRoute demo-api"}
+
+
 def test_the_warning_event_names_the_missing_api(cluster: Cluster) -> None:
     cluster.kube.create_taskmanager(NS, "demo", {"ingress": ROUTED})
     cluster.reconcile("demo")

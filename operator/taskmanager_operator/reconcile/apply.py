@@ -108,7 +108,7 @@ class Applier:
         for child, when in optional_children():
             if when.before_workloads != before_workloads:
                 continue
-            served = child.crd_of is None or self.kube.api_resources(child.api_version) is not None
+            served = child.served_by(self.kube)
             manifest = when.build(tm, capabilities)
             if manifest is not None and not served:
                 applied.unserved.append(child)
