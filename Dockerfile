@@ -3,9 +3,10 @@
 #   operator:       python -m taskmanager_operator ...
 # It runs as UID 10001 with a read-only root filesystem: /tmp is the only writable path.
 #
-# BASE_IMAGE: a Debian bookworm image with python3 (>= 3.11) and its venv module; every stage
-# uses the same one, because the virtualenv points at the base's interpreter.
-ARG BASE_IMAGE=python:3.11-slim-bookworm
+# BASE_IMAGE: a Debian image with python3 (>= 3.11) and its venv module; every stage uses the
+# same one, because the virtualenv points at the base's interpreter. Trixie, for its PostgreSQL
+# client (17): pg_dump refuses a server newer than itself, and the managed default is 16.
+ARG BASE_IMAGE=python:3.13-slim-trixie
 
 FROM ${BASE_IMAGE} AS builder
 # A CA bundle for pip, for builders whose way to PyPI is an intercepting proxy. Unset, pip trusts
@@ -42,8 +43,9 @@ LABEL org.opencontainers.image.title="taskmanager-operator" \
       org.opencontainers.image.description="The taskmanager operator (kopf) and the task-manager API (FastAPI) it runs" \
       org.opencontainers.image.licenses="Apache-2.0"
 
-# postgresql-client (pg_dump, psql) is for the backup jobs, which run this image too. Debian's
-# package is not pinned to a version: the base image is a build argument, and the version a pin
+# postgresql-client (pg_dump, psql) is for the backup jobs, which run this image too; a test
+# checks its major covers the managed database's default. Debian's package is not pinned to a
+# version: the base image is a build argument, and the version a pin
 # could name differs between bases and disappears from the mirror with each security update.
 # hadolint ignore=DL3008
 RUN apt-get update \

@@ -2,7 +2,8 @@
 # `make image`: builds the Dockerfile with Debian's podman as $IMAGE (taskmanager-operator:dev).
 #
 # No container registry is reachable from our machines, so unless BASE_IMAGE names an image to
-# use, the base is made here: a debootstrap'd Debian bookworm with python3, imported into podman
+# use, the base is made here: a debootstrap'd Debian ($DEBIAN_SUITE of hack/versions.env) with
+# python3, imported into podman
 # and kept (its tag is a hash of its recipe, so it is made once per machine, ~1 min). Builds after
 # the first reuse podman's layer cache: a code change rebuilds only the project's own layers.
 #
@@ -16,7 +17,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 IMAGE=${IMAGE:-taskmanager-operator:dev}
-SUITE=bookworm
+# shellcheck source=hack/versions.env
+. hack/versions.env
+SUITE=$DEBIAN_SUITE
 BASE_PACKAGES=python3,python3-venv,ca-certificates
 # The recipe's hash names the base, so changing the recipe makes a new base instead of reusing one.
 BASE_RECIPE_VERSION=1

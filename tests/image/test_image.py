@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import secrets
 import subprocess
 import time
@@ -22,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from taskmanager_operator.api.v1alpha1 import DEFAULT_POSTGRES_IMAGE
 from tests.support.services import PostgresServer
 from tests.support.wait import wait_until
 
@@ -239,6 +241,26 @@ def test_postgres_client_tools_dump_a_real_database(postgres_server: PostgresSer
     dumped = run_once("pg_dump", "--schema-only", database_url, options=host)
     assert dumped.returncode == 0, explain(dumped)
     assert "CREATE TABLE public.tasks" in dumped.stdout, dumped.stdout[-2000:]
+
+
+def major_of(version_output: str) -> int:
+    """The major of `pg_dump --version` / `postgres --version`: "pg_dump (PostgreSQL) 17.12 ..."."""
+    match = re.search(r"\(PostgreSQL\) (\d+)", version_output)
+    assert match, f"no PostgreSQL version in {version_output!r}"
+    return int(match.group(1))
+
+
+def test_the_backup_client_covers_the_managed_default_postgres() -> None:
+    """pg_dump refuses a server of a newer major: the image's client backs up the managed
+    default, so a default bumped past it (or a base with an older client) fails here."""
+    client = run_once("pg_dump", "--version")
+    assert client.returncode == 0, explain(client)
+    default_tag = DEFAULT_POSTGRES_IMAGE.rpartition(":")[2]
+    default_major = int(re.match(r"\d+", default_tag).group())  # type: ignore[union-attr]
+    assert major_of(client.stdout) >= default_major, (
+        f"the image's {client.stdout.strip()} cannot back up the managed default "
+        f"{DEFAULT_POSTGRES_IMAGE}"
+    )
 
 
 def test_image_carries_no_dev_tools_and_no_pip() -> None:

@@ -414,13 +414,19 @@ class External(Model):
     """The Secret key that holds the connection URL (it carries the password)."""
 
 
+# The managed PostgreSQL's default image. Its major must not be newer than the API image's
+# pg_dump (17), which backs it up: tests/image checks the two.
+DEFAULT_POSTGRES_IMAGE = "postgres:16-bookworm"
+
+
 class ManagedDatabase(Model):
     storage: Quantity = "1Gi"
     """Size of the PostgreSQL data volume."""
     storage_class_name: str | None = Field(default=None, max_length=253)
     """StorageClass of the data volume; the cluster's default when unset."""
-    image: str = Field(default="postgres:16-bookworm", min_length=1, max_length=512)
-    """PostgreSQL image."""
+    image: str = Field(default=DEFAULT_POSTGRES_IMAGE, min_length=1, max_length=512)
+    """PostgreSQL image. Backups use the API image's pg_dump (PostgreSQL 17), which cannot dump a
+    newer server."""
     scheduling: Scheduling | None = None
     """Where the PostgreSQL pod runs. When set it replaces spec.scheduling for this pod as a
     whole (fields left out here are not taken from spec.scheduling); unset, spec.scheduling
