@@ -3,8 +3,9 @@
 # module proxy) into a per-version cache outside the repository. A warm cache skips every build.
 #
 # Usage: hack/build-tools.sh [tool...]
-#   tools: kubernetes etcd kwok metrics-server helm node coredns kube-score (default: all)
-#   node is the real node's kubelet and kube-proxy (hack/node.sh), coredns its cluster DNS.
+#   tools: kubernetes etcd kwok metrics-server helm node coredns kube-score versitygw (default: all)
+#   node is the real node's kubelet and kube-proxy (hack/node.sh), coredns its cluster DNS,
+#   versitygw the S3-compatible server of the backup tests (tests/support/s3.py).
 # Prints the bin directory on the last line of stdout.
 set -euo pipefail
 
@@ -137,8 +138,15 @@ build_kube_score() {
     "-X main.version=${KUBE_SCORE_VERSION#v}"
 }
 
+# The module has no replace directives, so `go install` builds it directly. Its Makefile stamps
+# main.Version (and the commit and time, which a module download does not know; left at defaults).
+build_versitygw() {
+  go_install "versitygw-$VERSITYGW_VERSION" "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION" \
+    "-X main.Version=$VERSITYGW_VERSION"
+}
+
 tools=("$@")
-[ ${#tools[@]} -gt 0 ] || tools=(kwok metrics-server helm etcd kubernetes node coredns kube-score)
+[ ${#tools[@]} -gt 0 ] || tools=(kwok metrics-server helm etcd kubernetes node coredns kube-score versitygw)
 for tool in "${tools[@]}"; do
   case $tool in
     kubernetes) timed_build "kubernetes $KUBERNETES_VERSION" "$bin/.kubernetes-$KUBERNETES_VERSION" \
@@ -151,6 +159,7 @@ for tool in "${tools[@]}"; do
     metrics-server) timed_build "metrics-server $METRICS_SERVER_VERSION" "$bin/.metrics-server-$METRICS_SERVER_VERSION" build_metrics_server ;;
     helm) timed_build "helm $HELM_VERSION" "$bin/.helm-$HELM_VERSION" build_helm ;;
     kube-score) timed_build "kube-score $KUBE_SCORE_VERSION" "$bin/.kube-score-$KUBE_SCORE_VERSION" build_kube_score ;;
+    versitygw) timed_build "versitygw $VERSITYGW_VERSION" "$bin/.versitygw-$VERSITYGW_VERSION" build_versitygw ;;
     *) echo "unknown tool: $tool" >&2; exit 2 ;;
   esac
 done

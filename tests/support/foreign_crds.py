@@ -22,17 +22,10 @@ from kubernetes import client
 from kubernetes.client import ApiClient
 from kubernetes.dynamic import DynamicClient
 
+from tests.support.pinned import pinned_version
 from tests.support.wait import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def pinned_version(key: str) -> str:
-    for line in (REPO / "hack" / "versions.env").read_text().splitlines():
-        name, _, value = line.partition("=")
-        if name == key:
-            return value.strip()
-    raise AssertionError(f"hack/versions.env pins no {key}")
 
 
 def module_dir(module: str, version_key: str) -> Path:
