@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from taskmanager_operator.api.crd import KINDS
 from tests.chart.helm import CHART, REPO, Manifest, render, run, set_args, template
 
 # Value sets that change what the chart renders; each must lint and render cleanly.
@@ -56,12 +57,14 @@ def test_the_crd_copy_matches_the_generated_crd() -> None:
         assert copy.read_text() == source.read_text(), f"{copy} is stale: run `make manifests`"
 
 
-def test_the_crd_is_kept_on_uninstall_and_can_be_left_out() -> None:
-    (crd,) = of_kind(render(), "CustomResourceDefinition")
-    assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+def test_the_crds_are_kept_on_uninstall_and_can_be_left_out() -> None:
+    crds = of_kind(render(), "CustomResourceDefinition")
+    assert {crd["spec"]["names"]["kind"] for crd in crds} == {kind.kind for kind in KINDS}
+    for crd in crds:
+        assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
     assert not of_kind(render({"crds.enabled": False}), "CustomResourceDefinition")
-    (unkept,) = of_kind(render({"crds.keep": False}), "CustomResourceDefinition")
-    assert "helm.sh/resource-policy" not in (unkept["metadata"].get("annotations") or {})
+    for unkept in of_kind(render({"crds.keep": False}), "CustomResourceDefinition"):
+        assert "helm.sh/resource-policy" not in (unkept["metadata"].get("annotations") or {})
 
 
 def test_all_namespaces_is_one_cluster_role_without_namespace_rights() -> None:

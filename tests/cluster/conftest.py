@@ -14,7 +14,7 @@ from kubernetes import client, config
 from kubernetes.client import ApiClient
 from kubernetes.dynamic import DynamicClient
 
-from taskmanager_operator.api.crd import CRD_FILE
+from taskmanager_operator.api.crd import KINDS
 from taskmanager_operator.api.v1alpha1 import GROUP, PLURAL, VERSION
 from tests.support.operator import OperatorProcess, run_operator
 from tests.support.wait import wait_until
@@ -73,27 +73,32 @@ def namespace(api_client: ApiClient) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def taskmanager_crd(api_client: ApiClient) -> str:
-    """The generated TaskManager CRD, applied server-side and Established."""
-    manifest = yaml.safe_load((REPO / "crds" / CRD_FILE).read_text())
-    DynamicClient(api_client).resources.get(
+    """The generated CRDs (TaskManager's, and its backups' and restores'), applied server-side
+    and Established; the TaskManager CRD's name."""
+    crds = DynamicClient(api_client).resources.get(
         api_version="apiextensions.k8s.io/v1", kind="CustomResourceDefinition"
-    ).server_side_apply(body=manifest, field_manager="taskmanager-tests", force_conflicts=True)
-    name: str = manifest["metadata"]["name"]
-    extensions = client.ApiextensionsV1Api(api_client)
-
-    def established() -> bool:
-        conditions = extensions.read_custom_resource_definition(name).status.conditions or []
-        return any(c.type == "Established" and c.status == "True" for c in conditions)
-
-    wait_until(established, timeout=30, what=f"CRD {name} to be Established")
-    # Discovery of a new API group may lag the Established condition by a moment.
-    custom = client.CustomObjectsApi(api_client)
-    wait_until(
-        lambda: custom.list_cluster_custom_object(GROUP, VERSION, PLURAL) is not None,
-        timeout=30,
-        what=f"{PLURAL} to be served",
     )
-    return name
+    extensions = client.ApiextensionsV1Api(api_client)
+    custom = client.CustomObjectsApi(api_client)
+    for kind in KINDS:
+        manifest = yaml.safe_load((REPO / "crds" / kind.crd_file).read_text())
+        crds.server_side_apply(
+            body=manifest, field_manager="taskmanager-tests", force_conflicts=True
+        )
+        name: str = manifest["metadata"]["name"]
+
+        def established(name: str = name) -> bool:
+            conditions = extensions.read_custom_resource_definition(name).status.conditions or []
+            return any(c.type == "Established" and c.status == "True" for c in conditions)
+
+        wait_until(established, timeout=30, what=f"CRD {name} to be Established")
+
+        # Discovery of a new API group may lag the Established condition by a moment.
+        def served(plural: str = kind.plural) -> bool:
+            return custom.list_cluster_custom_object(GROUP, VERSION, plural) is not None
+
+        wait_until(served, timeout=30, what=f"{kind.plural} to be served")
+    return f"{PLURAL}.{GROUP}"
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from taskmanager_operator.api.crd import build_crd
+from taskmanager_operator.api.crd import TASKMANAGER, build_crd
 from tests.cluster.test_operator import KUBECTL
 
 # One or two levels into each field the spec gained for the admins (issue: the spec admins
@@ -37,7 +37,9 @@ FIELDS = [
 
 
 def schema_description(path: str) -> str:
-    node: dict[str, Any] = build_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    node: dict[str, Any] = build_crd(TASKMANAGER)["spec"]["versions"][0]["schema"][
+        "openAPIV3Schema"
+    ]
     for name in path.split("."):
         node = node.get("items", node)["properties"][name]
     description: str = node["description"]

@@ -254,7 +254,9 @@ def test_the_sample_reaches_ready_with_every_child(
 
     table = kubectl("get", "tm", "-n", namespace)
     header, row = table.splitlines()[:2]
-    assert header.split() == ["NAME", "PHASE", "READY", "REPLICAS", "VERSION", "ENDPOINT", "AGE"]
+    assert header.split() == [
+        "NAME", "PHASE", "READY", "REPLICAS", "VERSION", "ENDPOINT", "LAST-BACKUP", "AGE",
+    ]  # fmt: skip
     assert row.split()[:6] == [
         "demo",
         "Ready",

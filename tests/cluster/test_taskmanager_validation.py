@@ -316,6 +316,56 @@ INVALID: list[Any] = [
         "spec.redis.managed.resources.limits.ephemeral-storage",
         id="ephemeral-storage-not-a-quantity",
     ),
+    pytest.param({"backup": {"schedule": "0 25 * * *"}}, "spec.backup.schedule", id="cron-hour"),
+    pytest.param({"backup": {"schedule": "daily"}}, "spec.backup.schedule", id="cron-word"),
+    pytest.param({"backup": {"schedule": "0 3 * *"}}, "spec.backup.schedule", id="cron-4-fields"),
+    pytest.param(
+        {"backup": {"verification": {"schedule": "*/0 * * * *"}}},
+        "spec.backup.verification.schedule",
+        id="cron-step-0",
+    ),
+    pytest.param({"backup": {"timeZone": "Mars/Olympus"}}, "spec.backup.timeZone", id="tz"),
+    pytest.param({"backup": {"retention": {"days": 0}}}, "spec.backup.retention.days", id="days"),
+    pytest.param(
+        {"backup": {"beforeUpgrade": "Sometimes"}}, "spec.backup.beforeUpgrade", id="pre-upgrade"
+    ),
+    pytest.param(
+        {
+            "backup": {
+                "storage": {
+                    "persistentVolume": {},
+                    "s3": {"bucket": "tasks", "credentialsSecretRef": {"name": "s3"}},
+                }
+            }
+        },
+        "backup.storage takes exactly one of persistentVolume or s3",
+        id="two-storages",
+    ),
+    pytest.param(
+        {"backup": {"storage": {"s3": {"bucket": "Tasks_Backups", "credentialsSecretRef": {}}}}},
+        "spec.backup.storage.s3.bucket",
+        id="bucket-name",
+    ),
+    pytest.param(
+        {"backup": {"storage": {"s3": {"bucket": "tasks"}}}},
+        "spec.backup.storage.s3.credentialsSecretRef",
+        id="s3-without-credentials",
+    ),
+    pytest.param(
+        {
+            "backup": {
+                "storage": {
+                    "s3": {
+                        "bucket": "tasks",
+                        "prefix": "/abs",
+                        "credentialsSecretRef": {"name": "s3"},
+                    }
+                }
+            }
+        },
+        "spec.backup.storage.s3.prefix",
+        id="s3-prefix-leading-slash",
+    ),
 ]
 
 

@@ -6,9 +6,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from pydantic import Field
 
-from taskmanager_operator.api.crd import CRD_FILE, build_crd, render_crd, structural_schema
+from taskmanager_operator.api.crd import (
+    KINDS,
+    TASKMANAGER,
+    CrdKind,
+    build_crd,
+    render_crd,
+    structural_schema,
+)
 from taskmanager_operator.api.v1alpha1 import Model
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,25 +39,33 @@ class FreeForm(Model):
     """A map of strings."""
 
 
-def root_schema() -> dict[str, Any]:
-    schema: dict[str, Any] = build_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+def root_schema(kind: CrdKind = TASKMANAGER) -> dict[str, Any]:
+    version = build_crd(kind)["spec"]["versions"][0]
+    schema: dict[str, Any] = version["schema"]["openAPIV3Schema"]
     return schema
 
 
 def test_crds_folder_matches_the_models() -> None:
-    committed = (REPO / "crds" / CRD_FILE).read_text()
-    assert committed == render_crd(), "crds/ is stale: run `make manifests` and commit the result"
+    generated = {kind.crd_file for kind in KINDS}
+    assert {path.name for path in (REPO / "crds").glob("*.yaml")} == generated
+    for kind in KINDS:
+        committed = (REPO / "crds" / kind.crd_file).read_text()
+        assert committed == render_crd(kind), (
+            f"crds/{kind.crd_file} is stale: run `make manifests` and commit the result"
+        )
 
 
 def test_the_charts_copy_matches_crds() -> None:
-    chart_copy = REPO / "charts" / "taskmanager-operator" / "files" / "crds" / CRD_FILE
-    assert chart_copy.read_text() == (REPO / "crds" / CRD_FILE).read_text(), (
-        "the chart's CRD is stale: run `make manifests` and commit the result"
-    )
+    for kind in KINDS:
+        chart_copy = REPO / "charts" / "taskmanager-operator" / "files" / "crds" / kind.crd_file
+        assert chart_copy.read_text() == (REPO / "crds" / kind.crd_file).read_text(), (
+            "the chart's CRDs are stale: run `make manifests` and commit the result"
+        )
 
 
-def test_schema_is_structural() -> None:
-    for path, node in walk(root_schema()):
+@pytest.mark.parametrize("kind", KINDS, ids=lambda kind: kind.kind)
+def test_schema_is_structural(kind: CrdKind) -> None:
+    for path, node in walk(root_schema(kind)):
         assert not {"$ref", "anyOf", "oneOf", "allOf"} & node.keys(), path
         assert "type" in node, f"{path} has no type"
         # A map (`dict[str, str]`) has a value schema, and then no properties of its own.
@@ -58,10 +74,11 @@ def test_schema_is_structural() -> None:
             assert "properties" not in node, path
 
 
-def test_every_field_has_a_description() -> None:
+@pytest.mark.parametrize("kind", KINDS, ids=lambda kind: kind.kind)
+def test_every_field_has_a_description(kind: CrdKind) -> None:
     missing = [
         path
-        for path, node in walk(root_schema())
+        for path, node in walk(root_schema(kind))
         if path
         and path.rsplit(".", 1)[-1] not in UNDOCUMENTED
         and not node.get("description")

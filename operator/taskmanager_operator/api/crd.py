@@ -9,11 +9,26 @@ and rejected by strict field validation), and a free-form object (`dict[str, Any
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from taskmanager_operator.api.backups import (
+    BACKUP_KIND,
+    BACKUP_PLURAL,
+    BACKUP_SHORT_NAMES,
+    BACKUP_SINGULAR,
+    RESTORE_KIND,
+    RESTORE_PLURAL,
+    RESTORE_SHORT_NAMES,
+    RESTORE_SINGULAR,
+    TaskManagerBackupSpec,
+    TaskManagerBackupStatus,
+    TaskManagerRestoreSpec,
+    TaskManagerRestoreStatus,
+)
 from taskmanager_operator.api.v1alpha1 import (
     GROUP,
     KIND,
@@ -99,8 +114,8 @@ def structural_schema(model: type[Any]) -> JsonSchema:
     return _resolve(schema, schema.get("$defs", {}))
 
 
-def _status_schema() -> JsonSchema:
-    status = structural_schema(TaskManagerStatus)
+def _status_schema(model: type[Any]) -> JsonSchema:
+    status = structural_schema(model)
     conditions = status["properties"]["conditions"]
     # Conditions are a map keyed by type (the Kubernetes API conventions), so a merge keeps others.
     conditions["x-kubernetes-list-type"] = "map"
@@ -155,78 +170,176 @@ def printer_columns() -> list[JsonSchema]:
             "jsonPath": ".status.externalURL",
             "priority": 1,
         },
+        {
+            "name": "Last-Backup",
+            "type": "date",
+            "jsonPath": ".status.backup.lastSuccessful.time",
+        },
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ]
 
 
-def build_crd() -> JsonSchema:
-    spec = structural_schema(TaskManagerSpec)
-    spec["default"] = _materialized_default(spec)
+@dataclass(frozen=True)
+class CrdKind:
+    """One kind of ours, as its CustomResourceDefinition describes it."""
+
+    kind: str
+    plural: str
+    singular: str
+    short_names: list[str]
+    description: str
+    spec: type[Any]
+    status: type[Any]
+    printer_columns: list[JsonSchema]
+    # Rules on the whole object (metadata with spec).
+    validations: list[JsonSchema] = field(default_factory=list)
+    scale: bool = False
+    # Left out of `kubectl get all`: backups and restores are records, not running things.
+    in_category_all: bool = True
+    # The spec defaults as a whole when left out (every field of it has a default).
+    spec_defaults: bool = False
+
+    @property
+    def crd_file(self) -> str:
+        return f"{GROUP}_{self.plural}.yaml"
+
+
+def _spec_schema(kind: CrdKind) -> JsonSchema:
+    spec = structural_schema(kind.spec)
+    if kind.spec_defaults:
+        spec["default"] = _materialized_default(spec)
+    return spec
+
+
+def build_crd(kind: CrdKind) -> JsonSchema:
+    subresources: JsonSchema = {"status": {}}
+    if kind.scale:
+        subresources["scale"] = {
+            "specReplicasPath": ".spec.replicas",
+            "statusReplicasPath": ".status.replicas",
+            "labelSelectorPath": ".status.selector",
+        }
+    root: JsonSchema = {
+        "description": kind.description,
+        "type": "object",
+        "properties": {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            "metadata": {"type": "object"},
+            "spec": _spec_schema(kind),
+            "status": _status_schema(kind.status),
+        },
+    }
+    if not kind.spec_defaults:
+        root["required"] = ["spec"]
+    if kind.validations:
+        root["x-kubernetes-validations"] = kind.validations
+    names: JsonSchema = {
+        "kind": kind.kind,
+        "listKind": f"{kind.kind}List",
+        "plural": kind.plural,
+        "singular": kind.singular,
+        "shortNames": kind.short_names,
+    }
+    if kind.in_category_all:
+        names["categories"] = ["all"]
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
         "metadata": {
-            "name": f"{PLURAL}.{GROUP}",
+            "name": f"{kind.plural}.{GROUP}",
             "labels": {"app.kubernetes.io/part-of": "taskmanager-operator"},
         },
         "spec": {
             "group": GROUP,
             "scope": "Namespaced",
-            "names": {
-                "kind": KIND,
-                "listKind": f"{KIND}List",
-                "plural": PLURAL,
-                "singular": SINGULAR,
-                "shortNames": SHORT_NAMES,
-                "categories": ["all"],
-            },
+            "names": names,
             "versions": [
                 {
                     "name": VERSION,
                     "served": True,
                     "storage": True,
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "description": "TaskManager runs the task-manager API: its Deployment, "
-                            "Service, autoscaling, secrets, database and cache.",
-                            "type": "object",
-                            "properties": {
-                                "apiVersion": {"type": "string"},
-                                "kind": {"type": "string"},
-                                "metadata": {"type": "object"},
-                                "spec": spec,
-                                "status": _status_schema(),
-                            },
-                            "x-kubernetes-validations": name_rules(),
-                        }
-                    },
-                    "subresources": {
-                        "status": {},
-                        "scale": {
-                            "specReplicasPath": ".spec.replicas",
-                            "statusReplicasPath": ".status.replicas",
-                            "labelSelectorPath": ".status.selector",
-                        },
-                    },
-                    "additionalPrinterColumns": printer_columns(),
+                    "schema": {"openAPIV3Schema": root},
+                    "subresources": subresources,
+                    "additionalPrinterColumns": kind.printer_columns,
                 }
             ],
         },
     }
 
 
-CRD_FILE = f"{GROUP}_{PLURAL}.yaml"
+AGE_COLUMN = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
+
+TASKMANAGER = CrdKind(
+    kind=KIND,
+    plural=PLURAL,
+    singular=SINGULAR,
+    short_names=SHORT_NAMES,
+    description="TaskManager runs the task-manager API: its Deployment, Service, autoscaling, "
+    "secrets, database and cache, backups and monitoring.",
+    spec=TaskManagerSpec,
+    status=TaskManagerStatus,
+    printer_columns=printer_columns(),
+    validations=name_rules(),
+    scale=True,
+    spec_defaults=True,
+)
+
+BACKUP = CrdKind(
+    kind=BACKUP_KIND,
+    plural=BACKUP_PLURAL,
+    singular=BACKUP_SINGULAR,
+    short_names=BACKUP_SHORT_NAMES,
+    description="TaskManagerBackup is one backup of a TaskManager's database: a dump and its "
+    "manifest in the TaskManager's backup storage. Deleting it deletes the data.",
+    spec=TaskManagerBackupSpec,
+    status=TaskManagerBackupStatus,
+    printer_columns=[
+        {"name": "TaskManager", "type": "string", "jsonPath": ".spec.taskManager"},
+        {"name": "Type", "type": "string", "jsonPath": ".spec.type"},
+        {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+        {"name": "Size", "type": "string", "jsonPath": ".status.size"},
+        {"name": "Completed", "type": "date", "jsonPath": ".status.completionTime"},
+        {"name": "Verified", "type": "string", "jsonPath": ".status.verification.result"},
+        AGE_COLUMN,
+    ],
+    in_category_all=False,
+)
+
+RESTORE = CrdKind(
+    kind=RESTORE_KIND,
+    plural=RESTORE_PLURAL,
+    singular=RESTORE_SINGULAR,
+    short_names=RESTORE_SHORT_NAMES,
+    description="TaskManagerRestore restores a backup into its TaskManager in place: the API "
+    "stops, the database is replaced in one transaction and migrated, the API comes back.",
+    spec=TaskManagerRestoreSpec,
+    status=TaskManagerRestoreStatus,
+    printer_columns=[
+        {"name": "TaskManager", "type": "string", "jsonPath": ".spec.taskManager"},
+        {"name": "Backup", "type": "string", "jsonPath": ".spec.backup.name"},
+        {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+        {"name": "Duration", "type": "number", "jsonPath": ".status.durationSeconds"},
+        AGE_COLUMN,
+    ],
+    in_category_all=False,
+)
+
+# Every kind of ours: `make manifests` writes one file each into crds/.
+KINDS = (TASKMANAGER, BACKUP, RESTORE)
+CRD_FILE = TASKMANAGER.crd_file
 GENERATED_HEADER = "# Generated by `make manifests` from taskmanager_operator.api; do not edit.\n"
 
 
-def render_crd() -> str:
-    return GENERATED_HEADER + yaml.safe_dump(build_crd(), sort_keys=True, width=100)
+def render_crd(kind: CrdKind = TASKMANAGER) -> str:
+    return GENERATED_HEADER + yaml.safe_dump(build_crd(kind), sort_keys=True, width=100)
 
 
 def main() -> None:
     out_dir = Path(sys.argv[1] if len(sys.argv) > 1 else "crds")
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / CRD_FILE).write_text(render_crd())
+    for kind in KINDS:
+        (out_dir / kind.crd_file).write_text(render_crd(kind))
 
 
 if __name__ == "__main__":

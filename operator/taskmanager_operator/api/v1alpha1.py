@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict
 
@@ -26,6 +26,7 @@ from taskmanager_api.core.config import (
     HttpMethod,
 )
 from taskmanager_api.metric_contract import LATENCY_BUCKETS
+from taskmanager_operator.api.cron import CRON_MAX_LENGTH, CRON_PATTERN, time_zones
 
 GROUP = "taskmanager.dev"
 VERSION = "v1alpha1"
@@ -791,6 +792,122 @@ class Monitoring(Model):
     """Grafana dashboards."""
 
 
+# An S3 bucket name (the rules of AWS for new buckets; S3-compatible servers take them too).
+S3_BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
+# A key prefix: no leading slash, no empty, `.` or `..` segment.
+S3_PREFIX_PATTERN = r"^([A-Za-z0-9!_.*'()-]+(/[A-Za-z0-9!_.*'()-]+)*/?)?$"
+HTTP_URL_PATTERN = r"^https?://[^\s/?#]+(:[0-9]{1,5})?/?$"
+# Keys of the Secret spec.backup.storage.s3.credentialsSecretRef names.
+S3_ACCESS_KEY_ID_KEY = "access-key-id"
+S3_SECRET_ACCESS_KEY_KEY = "secret-access-key"  # noqa: S105 - a key's name
+
+
+def _known_time_zone(name: str) -> str:
+    if name not in time_zones():
+        raise ValueError(f"unknown time zone {name!r}: use an IANA name such as Europe/Paris")
+    return name
+
+
+Schedule = Annotated[str, Field(pattern=CRON_PATTERN, max_length=CRON_MAX_LENGTH)]
+TimeZone = Annotated[
+    str,
+    AfterValidator(_known_time_zone),
+    Field(max_length=64, json_schema_extra={"enum": list(time_zones())}),
+]
+
+
+class BackupRetention(Model):
+    days: int = Field(default=30, ge=1, le=3650)
+    """Scheduled backups older than this many days are deleted with their data."""
+    min_keep: int = Field(default=3, ge=1, le=1000)
+    """The newest completed backups kept whatever their age; the newest good backup is never
+    deleted, even past `days`."""
+
+
+class PersistentVolumeStorage(Model):
+    size: Quantity = "5Gi"
+    """Size of the PersistentVolumeClaim `<name>-backups` the backups are written to."""
+    storage_class_name: str | None = Field(default=None, max_length=253)
+    """StorageClass of the claim; the cluster's default when unset."""
+
+
+class S3CredentialsRef(Model):
+    name: str = Field(pattern=DNS_SUBDOMAIN_PATTERN, min_length=1, max_length=253)
+    """Secret in the TaskManager's namespace with the keys `access-key-id` and
+    `secret-access-key` (a test holds these to S3_ACCESS_KEY_ID_KEY and
+    S3_SECRET_ACCESS_KEY_KEY)."""
+
+
+class S3Storage(Model):
+    endpoint: str | None = Field(default=None, pattern=HTTP_URL_PATTERN, max_length=512)
+    """URL of an S3-compatible server (`https://minio.storage.svc:9000`); AWS S3 when unset."""
+    bucket: str = Field(pattern=S3_BUCKET_PATTERN, max_length=63)
+    """Bucket the backups go to; it must exist."""
+    prefix: str = Field(default="", pattern=S3_PREFIX_PATTERN, max_length=512)
+    """Key prefix of this TaskManager's backups in the bucket; `<namespace>/<name>/` when
+    empty."""
+    region: str = Field(default="us-east-1", pattern=r"^[a-z0-9-]+$", max_length=64)
+    """Region of the bucket."""
+    force_path_style: bool = False
+    """Address the bucket in the path (`endpoint/bucket/key`) rather than the host name, as
+    most S3-compatible servers want."""
+    credentials_secret_ref: S3CredentialsRef
+    """The access key, from a Secret; it is mounted into the backup Jobs as files, never put in
+    their environment."""
+    ca_secret_ref: SecretKeyRef | None = None
+    """A Secret key with the CA bundle (PEM) the server's certificate is checked against; the
+    image's trusted CAs when unset."""
+
+
+class BackupStorage(Model):
+    model_config = cel_rules(
+        cel(
+            "has(self.persistentVolume) != has(self.s3)",
+            "backup.storage takes exactly one of persistentVolume or s3",
+        )
+    )
+
+    persistent_volume: PersistentVolumeStorage | None = None
+    """A PersistentVolumeClaim of the operator's in the TaskManager's namespace."""
+    s3: S3Storage | None = None
+    """A bucket of S3 or an S3-compatible server."""
+
+
+class BackupVerification(Model):
+    schedule: Schedule | None = "0 5 * * 0"
+    """When the newest backup is restored into a scratch database and its schema revision and
+    row counts compared with what the backup recorded (cron, in backup.timeZone); unset, backups
+    are verified only on demand."""
+
+
+class Backup(Model):
+    enabled: bool = False
+    """Take backups of the API's database on schedule (on-demand TaskManagerBackups work
+    regardless)."""
+    schedule: Schedule = "0 3 * * *"
+    """When to take a backup: cron's five fields, minute hour day-of-month month day-of-week,
+    (`0 3 * * *` is 03:00 daily), or @daily, @hourly and the like."""
+    time_zone: TimeZone = "UTC"
+    """The IANA time zone the schedules are read in (`Europe/Paris`)."""
+    suspend: bool = False
+    """Take no scheduled backups for now; a slot missed while suspended is not made up."""
+    retention: BackupRetention = Field(default_factory=BackupRetention)
+    """How long scheduled backups are kept."""
+    storage: BackupStorage = Field(
+        default_factory=lambda: BackupStorage(persistent_volume=PersistentVolumeStorage()),
+        json_schema_extra={"default": {"persistentVolume": {}}},
+    )
+    """Where backups are stored: a PersistentVolumeClaim (the default) or an S3 bucket."""
+    before_upgrade: Literal["Required", "BestEffort", "Disabled"] = "BestEffort"
+    """A backup before a migration runs: Required holds the upgrade back until one succeeds,
+    BestEffort goes on (with a Warning event) when it fails, Disabled takes none."""
+    final_backup: bool = True
+    """When the TaskManager is deleted with its managed database, take a last backup first;
+    the deletion waits for it (at most 15 minutes), and the backup outlives the TaskManager."""
+    verification: BackupVerification = Field(default_factory=BackupVerification)
+    """Scheduled restore tests of the newest backup."""
+
+
 class TaskManagerSpec(Model):
     """Desired state of a task-manager API installation."""
 
@@ -852,6 +969,9 @@ class TaskManagerSpec(Model):
     """ServiceAccount of the API pods and the migration Job, for a workload identity; it must
     exist in the namespace. Unset, the operator makes one, `<name>-api`, which mounts no token.
     Either way the pods mount no API token of their own."""
+    backup: Backup = Field(default_factory=Backup)
+    """Scheduled backups of the database, their retention and storage; see also the
+    TaskManagerBackup and TaskManagerRestore kinds."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     """Log level of the API."""
     paused: bool = False
@@ -893,6 +1013,30 @@ class SigningKeyStatus(Model):
     """When the key took its role."""
 
 
+class BackupReference(Model):
+    name: str
+    """The TaskManagerBackup."""
+    time: str
+    """When it completed (or failed)."""
+    location: str | None = None
+    """Where its data is (`s3://bucket/prefix/...`, `file:///backups/...`)."""
+    size: str | None = None
+    """Size of the dump, in binary units (`12.5Mi`)."""
+    message: str | None = None
+    """Why it failed, for a failed one."""
+
+
+class BackupStatus(Model):
+    last_successful: BackupReference | None = None
+    """The newest completed backup."""
+    last_failed: BackupReference | None = None
+    """The newest failed backup, and why."""
+    last_verified: BackupReference | None = None
+    """The newest backup whose verification passed."""
+    next_scheduled_time: str | None = None
+    """When the next scheduled backup is due."""
+
+
 class TaskManagerStatus(Model):
     """Observed state, written by the operator."""
 
@@ -920,6 +1064,8 @@ class TaskManagerStatus(Model):
     """The monitoring objects, and which Prometheus picks them up."""
     signing_keys: list[SigningKeyStatus] | None = None
     """The generated JWT keys while spec.auth.signingKeyRotation is on: ids and times only."""
+    backup: BackupStatus | None = None
+    """The last good, failed and verified backups, and when the next is due."""
 
 
 def to_manifest(model: BaseModel) -> dict[str, Any]:
