@@ -1,4 +1,4 @@
-"""The command line: `python -m taskmanager_api serve | migrate ... | create-admin`."""
+"""The command line: `python -m taskmanager_api serve | migrate ... | create-admin | backup ...`."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from taskmanager_api.auth.schemas import UserRegister
 from taskmanager_api.auth.service import AuthenticatedUser, cache_user
+from taskmanager_api.backup import cli as backup_cli
 from taskmanager_api.core import migrate
 from taskmanager_api.core.config import Settings, SettingsError, load_settings
 from taskmanager_api.core.db import create_engine, create_sessionmaker
@@ -71,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         help=f"file holding the password (else ${ADMIN_PASSWORD_VARIABLE}, else a prompt)",
     )
+    backup_cli.add_parser(commands)
     return parser
 
 
@@ -171,6 +173,9 @@ def _admin(settings: Settings, args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "backup":
+        # It reports every outcome, a bad configuration included, as its one JSON line.
+        return backup_cli.run(args)
     try:
         settings = load_settings()
     except SettingsError as error:

@@ -13,6 +13,7 @@ import pytest
 from croniter import croniter
 from pydantic import ValidationError
 
+from taskmanager_api.core.config import S3_ACCESS_KEY_ID_FILE, S3_SECRET_ACCESS_KEY_FILE
 from taskmanager_operator.api.crd import TASKMANAGER, build_crd
 from taskmanager_operator.api.cron import (
     CRON_PATTERN,
@@ -110,3 +111,12 @@ def test_time_zones_are_the_pinned_databases_in_schema_and_model() -> None:
     assert time_zone["enum"] == list(zones)
     with pytest.raises(ValidationError, match="unknown time zone"):
         Backup.model_validate({"timeZone": "Mars/Olympus"})
+
+
+def test_the_credentials_secrets_keys_are_the_files_the_backup_command_reads() -> None:
+    spec = build_crd(TASKMANAGER)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    backup = spec["properties"]["spec"]["properties"]["backup"]["properties"]
+    s3 = backup["storage"]["properties"]["s3"]["properties"]
+    described = s3["credentialsSecretRef"]["description"]
+    assert f"`{S3_ACCESS_KEY_ID_FILE}`" in described
+    assert f"`{S3_SECRET_ACCESS_KEY_FILE}`" in described

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Callable
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -246,12 +247,118 @@ def load_settings(**overrides: Any) -> Settings:
         raise SettingsError(describe_validation_error(error)) from None
 
 
-def describe_validation_error(error: ValidationError) -> str:
+def describe_validation_error(error: ValidationError, name: Callable[[str], str] = env_name) -> str:
     """One line per wrong setting, named as the operator would set it; never the value itself."""
     lines = []
     for item in error.errors(include_input=False, include_url=False):
         field = ".".join(str(part) for part in item["loc"])
         message = str(item["msg"]).removeprefix("Value error, ")
         # Whole-model checks name their settings in the message already.
-        lines.extend(message.split("; ") if not field else [f"{env_name(field)}: {message}"])
+        lines.extend(message.split("; ") if not field else [f"{name(field)}: {message}"])
     return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+# -- backups ---------------------------------------------------------------------------------------
+# `python -m taskmanager_api backup ...` reads the database from Settings (as `serve` does) and its
+# storage from these. The operator builds backup Jobs from the same names: none is spelled twice.
+
+BACKUP_ENV_PREFIX = f"{ENV_PREFIX}BACKUP_"
+# Where the backup command also writes its result line: Kubernetes reads /dev/termination-log.
+TERMINATION_LOG_VARIABLE = env_name("termination_log")
+# The keys of the mounted Secret with the object store's credentials (one file per key).
+S3_ACCESS_KEY_ID_FILE = "access-key-id"
+S3_SECRET_ACCESS_KEY_FILE = "secret-access-key"  # noqa: S105 - a file's name
+
+
+def backup_env_name(field: str) -> str:
+    return f"{BACKUP_ENV_PREFIX}{field.upper()}"
+
+
+class BackupSettings(BaseSettings):
+    """The object store of `s3://` locations and the scratch space; `file://` needs none of it."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=BACKUP_ENV_PREFIX, case_sensitive=False, extra="ignore", frozen=True
+    )
+
+    s3_endpoint: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s/]+(/\S*)?$",
+        description="URL of an S3-compatible endpoint; unset: AWS S3 of s3_region.",
+    )
+    s3_region: str | None = None
+    s3_path_style: bool = Field(
+        default=False,
+        description="bucket in the path, not the host name: what most S3-compatible stores need.",
+    )
+    s3_ca_bundle: Path | None = Field(
+        default=None, description="PEM file of the CAs that sign the endpoint's certificate."
+    )
+    s3_credentials_dir: Path | None = Field(
+        default=None,
+        description=(
+            f"a mounted Secret: files {S3_ACCESS_KEY_ID_FILE} and {S3_SECRET_ACCESS_KEY_FILE}."
+        ),
+    )
+    # Fallbacks for a run outside Kubernetes; without any, boto3's own chain (AWS_*, web identity).
+    s3_access_key_id: SecretStr | None = None
+    s3_secret_access_key: SecretStr | None = None
+    work_dir: Path | None = Field(
+        default=None,
+        description="where dumps are staged (unset: the temporary directory, /tmp in the image).",
+    )
+
+    @field_validator("s3_ca_bundle")
+    @classmethod
+    def _readable_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"{value} is not a file")
+        return value
+
+    @field_validator("s3_credentials_dir", "work_dir")
+    @classmethod
+    def _directory(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_dir():
+            raise ValueError(f"{value} is not a directory")
+        return value
+
+    @model_validator(mode="after")
+    def _credentials(self) -> Self:
+        if self.s3_credentials_dir is not None:
+            missing = [
+                name
+                for name in (S3_ACCESS_KEY_ID_FILE, S3_SECRET_ACCESS_KEY_FILE)
+                if not (self.s3_credentials_dir / name).is_file()
+            ]
+            if missing:
+                raise ValueError(
+                    f"{backup_env_name('s3_credentials_dir')} has no file {' or '.join(missing)}"
+                )
+        elif (self.s3_access_key_id is None) != (self.s3_secret_access_key is None):
+            raise ValueError(
+                f"{backup_env_name('s3_access_key_id')} and "
+                f"{backup_env_name('s3_secret_access_key')} go together"
+            )
+        return self
+
+    def s3_credentials(self) -> tuple[str, str] | None:
+        """(access key id, secret key); None leaves the choice to boto3's credential chain.
+        Files are read on each call: a rotated Secret is picked up by the next run."""
+        if self.s3_credentials_dir is not None:
+            return (
+                (self.s3_credentials_dir / S3_ACCESS_KEY_ID_FILE).read_text().strip(),
+                (self.s3_credentials_dir / S3_SECRET_ACCESS_KEY_FILE).read_text().strip(),
+            )
+        if self.s3_access_key_id is not None and self.s3_secret_access_key is not None:
+            return (
+                self.s3_access_key_id.get_secret_value(),
+                self.s3_secret_access_key.get_secret_value(),
+            )
+        return None
+
+
+def load_backup_settings(**overrides: Any) -> BackupSettings:
+    try:
+        return BackupSettings(**overrides)
+    except ValidationError as error:
+        raise SettingsError(describe_validation_error(error, backup_env_name)) from None

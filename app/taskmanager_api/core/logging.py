@@ -7,6 +7,7 @@ import logging
 import re
 import sys
 from contextvars import ContextVar
+from typing import TextIO
 
 from pythonjsonlogger.json import JsonFormatter
 
@@ -68,8 +69,12 @@ class RedactingFormatter(logging.Formatter):
         return redact(super().format(record))
 
 
-def configure_logging(level: str = "INFO", *, json: bool = True) -> None:
-    handler = logging.StreamHandler(sys.stdout)
+def configure_logging(
+    level: str = "INFO", *, json: bool = True, stream: TextIO | None = None
+) -> None:
+    """Logs go to stdout (the container's log) unless `stream` says otherwise: a command whose
+    stdout is its result (backup's one JSON line) logs to stderr."""
+    handler = logging.StreamHandler(stream or sys.stdout)
     handler.addFilter(ContextFilter())
     if json:
         handler.setFormatter(

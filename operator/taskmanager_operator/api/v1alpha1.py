@@ -797,9 +797,6 @@ S3_BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 # A key prefix: no leading slash, no empty, `.` or `..` segment.
 S3_PREFIX_PATTERN = r"^([A-Za-z0-9!_.*'()-]+(/[A-Za-z0-9!_.*'()-]+)*/?)?$"
 HTTP_URL_PATTERN = r"^https?://[^\s/?#]+(:[0-9]{1,5})?/?$"
-# Keys of the Secret spec.backup.storage.s3.credentialsSecretRef names.
-S3_ACCESS_KEY_ID_KEY = "access-key-id"
-S3_SECRET_ACCESS_KEY_KEY = "secret-access-key"  # noqa: S105 - a key's name
 
 
 def _known_time_zone(name: str) -> str:
@@ -833,9 +830,7 @@ class PersistentVolumeStorage(Model):
 
 class S3CredentialsRef(Model):
     name: str = Field(pattern=DNS_SUBDOMAIN_PATTERN, min_length=1, max_length=253)
-    """Secret in the TaskManager's namespace with the keys `access-key-id` and
-    `secret-access-key` (a test holds these to S3_ACCESS_KEY_ID_KEY and
-    S3_SECRET_ACCESS_KEY_KEY)."""
+    """Name of a Secret in the TaskManager's namespace."""
 
 
 class S3Storage(Model):
@@ -852,8 +847,8 @@ class S3Storage(Model):
     """Address the bucket in the path (`endpoint/bucket/key`) rather than the host name, as
     most S3-compatible servers want."""
     credentials_secret_ref: S3CredentialsRef
-    """The access key, from a Secret; it is mounted into the backup Jobs as files, never put in
-    their environment."""
+    """The access key: a Secret with the keys `access-key-id` and `secret-access-key`, mounted
+    into the backup Jobs as files, never put in their environment."""
     ca_secret_ref: SecretKeyRef | None = None
     """A Secret key with the CA bundle (PEM) the server's certificate is checked against; the
     image's trusted CAs when unset."""
