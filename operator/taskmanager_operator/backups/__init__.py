@@ -1,0 +1,1 @@
+"""What the operator decides about backups: when they are due and which have expired."""
