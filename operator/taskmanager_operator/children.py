@@ -148,6 +148,7 @@ CHILDREN: tuple[ChildKind, ...] = (
                 _spec_only(network.build_migration_network_policy), network.migration_policy_name
             ),
             WhenWanted(_spec_only(network.build_database_network_policy), database_name),
+            WhenWanted(_spec_only(network.build_backup_network_policy), network.backup_policy_name),
             WhenWanted(_spec_only(network.build_cache_network_policy), cache_name),
         ),
     ),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
@@ -12,7 +13,9 @@ from kubernetes.client import ApiClient
 from prometheus_client import start_http_server
 
 from taskmanager_operator import metrics
+from taskmanager_operator.api.backups import BACKUP_KIND, BACKUP_PLURAL
 from taskmanager_operator.api.v1alpha1 import GROUP, KIND, PLURAL, VERSION
+from taskmanager_operator.backups.lifecycle import POLL_SECONDS, TERMINAL, BackupLifecycle
 from taskmanager_operator.builders.common import MANAGED_BY
 from taskmanager_operator.children import CHILDREN
 from taskmanager_operator.controller import Controller
@@ -62,6 +65,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         controller.leading.set()
     controller.start()
     memo["controller"] = controller
+    memo["backups"] = BackupLifecycle(kube, operator_settings.image_repository)
 
 
 @kopf.on.cleanup()
@@ -90,8 +94,66 @@ async def _child_event(body: kopf.Body, namespace: str | None, memo: Any, **_: A
     if namespace is None:
         return
     for owner in body.metadata.get("ownerReferences") or []:
-        if owner.get("kind") == KIND and owner.get("apiVersion") == f"{GROUP}/{VERSION}":
+        if owner.get("apiVersion") != f"{GROUP}/{VERSION}":
+            continue
+        if owner.get("kind") == KIND:
             controller.enqueue(namespace, owner["name"])
+        elif owner.get("kind") == BACKUP_KIND:
+            # A backup Job changed (it finished): its backup records the result now.
+            await _follow_backup(memo, namespace, owner["name"])
+
+
+# -- TaskManagerBackups: each is followed from Pending to its result by the acting replica, on
+# its own events and its Job's, with a timer behind them; its data is deleted with it.
+
+
+def _unfinished(status: Mapping[str, Any], **_: Any) -> bool:
+    return status.get("phase") not in TERMINAL
+
+
+async def _follow_backup(memo: Any, namespace: str, name: str) -> None:
+    """One pass at a time per backup, on the backup as it is now: the event that woke us may
+    be older than what the last pass wrote (a second pass on it would fail a backup twice)."""
+    controller: Controller = memo["controller"]
+    if not controller.leading.is_set():
+        return
+    backups: BackupLifecycle = memo["backups"]
+    locks: dict[tuple[str, str], asyncio.Lock] = memo.setdefault("backup_locks", {})
+    async with locks.setdefault((namespace, name), asyncio.Lock()):
+        body = await asyncio.to_thread(backups.kube.get_ours, BACKUP_PLURAL, namespace, name)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            locks.pop((namespace, name), None)
+            return
+        await asyncio.to_thread(backups.reconcile, body)
+
+
+@kopf.on.event(GROUP, VERSION, BACKUP_PLURAL)
+async def backup_event(
+    event: kopf.RawEvent, body: kopf.Body, name: str, namespace: str | None, memo: Any, **_: Any
+) -> None:
+    if namespace is None:
+        return
+    # Its TaskManager's status.backup and LastBackupSucceeded follow its backups.
+    controller: Controller = memo["controller"]
+    if taskmanager := (body.get("spec") or {}).get("taskManager"):
+        controller.enqueue(namespace, taskmanager)
+    if event["type"] != "DELETED" and _unfinished(body.status):
+        await _follow_backup(memo, namespace, name)
+
+
+@kopf.timer(GROUP, VERSION, BACKUP_PLURAL, interval=POLL_SECONDS, when=_unfinished)
+async def backup_resync(name: str, namespace: str | None, memo: Any, **_: Any) -> None:
+    if namespace is not None:
+        await _follow_backup(memo, namespace, name)
+
+
+@kopf.on.delete(GROUP, VERSION, BACKUP_PLURAL)
+async def backup_deleted(body: kopf.Body, memo: Any, **_: Any) -> None:
+    """The backup's data goes with it: its finalizer holds until the deletion Job is done."""
+    backups: BackupLifecycle = memo["backups"]
+    waiting = await asyncio.to_thread(backups.delete_data, body)
+    if waiting is not None:
+        raise kopf.TemporaryError(f"waiting for {waiting}", delay=3)
 
 
 @kopf.index(GROUP, VERSION, PLURAL)

@@ -97,6 +97,16 @@ class KubeApi(Protocol):
         self, namespace: str, name: str, status: Mapping[str, Any]
     ) -> None: ...
 
+    def list_ours(self, plural: str, namespace: str) -> list[Object]:
+        """Our other kinds' objects in a namespace (TaskManagerBackups, by their plural)."""
+        ...
+
+    def create_ours(self, plural: str, namespace: str, body: Mapping[str, Any]) -> bool:
+        """Create one; False when one of that name exists (a deterministic name)."""
+        ...
+
+    def delete_ours(self, plural: str, namespace: str, name: str) -> None: ...
+
     def api_resources(self, api_version: str) -> frozenset[str] | None:
         """The resource names (plurals, `pods/<metric>` in a metrics API) a group version
         serves; None when the cluster does not serve it. Fresh within DISCOVERY_SECONDS."""
@@ -153,15 +163,7 @@ class Kube:
         return result
 
     def get_taskmanager(self, namespace: str, name: str) -> Object | None:
-        try:
-            found: Object = self._custom.get_namespaced_custom_object(
-                GROUP, VERSION, namespace, PLURAL, name
-            )
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise
-        return found
+        return self.get_ours(PLURAL, namespace, name)
 
     def apply(self, manifest: Mapping[str, Any]) -> Applied:
         """Server-side apply; says whether the object was created or changed."""
@@ -252,7 +254,8 @@ class Kube:
     def post_event(
         self, involved: Mapping[str, str], event_type: str, reason: str, message: str
     ) -> None:
-        """A core/v1 Event on a TaskManager, as `kubectl describe` shows them."""
+        """A core/v1 Event on one of our objects (a TaskManager unless `involved` names another
+        kind of ours), as `kubectl describe` shows them."""
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         self._core.create_namespaced_event(
             involved["namespace"],
@@ -263,7 +266,7 @@ class Kube:
                 },
                 "involvedObject": {
                     "apiVersion": f"{GROUP}/{VERSION}",
-                    "kind": KIND,
+                    "kind": involved.get("kind", KIND),
                     "name": involved["name"],
                     "namespace": involved["namespace"],
                     "uid": involved["uid"],
@@ -284,8 +287,49 @@ class Kube:
     def patch_taskmanager_status(
         self, namespace: str, name: str, status: Mapping[str, Any]
     ) -> None:
+        self.patch_ours_status(PLURAL, namespace, name, status)
+
+    # Our other kinds (TaskManagerBackup, TaskManagerRestore), by plural.
+
+    def get_ours(self, plural: str, namespace: str, name: str) -> Object | None:
+        try:
+            found: Object = self._custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, plural, name
+            )
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        return found
+
+    def list_ours(self, plural: str, namespace: str) -> list[Object]:
+        found = self._custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural)
+        return list(found.get("items") or [])
+
+    def create_ours(self, plural: str, namespace: str, body: Mapping[str, Any]) -> bool:
+        """Create one; False when one of that name exists (a deterministic name: no duplicate)."""
+        try:
+            self._custom.create_namespaced_custom_object(
+                GROUP, VERSION, namespace, plural, dict(body)
+            )
+        except ApiException as error:
+            if error.status == 409:
+                return False
+            raise
+        return True
+
+    def delete_ours(self, plural: str, namespace: str, name: str) -> None:
+        try:
+            self._custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
+        except ApiException as error:
+            if error.status != 404:
+                raise
+
+    def patch_ours_status(
+        self, plural: str, namespace: str, name: str, status: Mapping[str, Any]
+    ) -> None:
         self._custom.patch_namespaced_custom_object_status(
-            GROUP, VERSION, namespace, PLURAL, name, {"status": dict(status)}
+            GROUP, VERSION, namespace, plural, name, {"status": dict(status)}
         )
 
     def api_resources(self, api_version: str) -> frozenset[str] | None:

@@ -28,6 +28,9 @@ MONITORING_READY = "MonitoringReady"
 AUTOSCALING_METRICS_READY = "AutoscalingMetricsReady"
 # Whether the HTTPRoute of spec.ingress.gateway exists and its Gateway took it. Advisory too.
 ROUTE_ACCEPTED = "RouteAccepted"
+# Whether the newest finished backup completed (spec.backup.enabled only). Advisory: a failed
+# backup never makes the API un-Ready, but it is a Warning event and a False condition.
+LAST_BACKUP_SUCCEEDED = "LastBackupSucceeded"
 
 ConditionStatus = Literal["True", "False", "Unknown"]
 

@@ -25,16 +25,20 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
+from taskmanager_operator.api.backups import BACKUP_KIND, BACKUP_PLURAL
 from taskmanager_operator.api.v1alpha1 import GROUP, KIND, VERSION
 from taskmanager_operator.children import CHILDREN
 from taskmanager_operator.k8s import Applied, ApplyRefusedError, Object
 from taskmanager_operator.settings import FIELD_MANAGER
 
 TASKMANAGER_API_VERSION = f"{GROUP}/{VERSION}"
+# Our other kinds, by plural.
+OUR_KINDS = {BACKUP_PLURAL: BACKUP_KIND}
 HANDOVER_MANAGER = f"{FIELD_MANAGER}-handover"
 # (apiVersion, kind, namespace, name)
 Key = tuple[str, str, str, str]
@@ -75,6 +79,8 @@ class Stored:
     generation: int = 1
     status: Object | None = None
     managers: dict[str, Entry] = field(default_factory=dict)
+    # When the object was made (the API server's clock, to the second).
+    created: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
 
 
 class FakeKube:
@@ -168,6 +174,31 @@ class FakeKube:
                 "message": message[:1024],
             }
         )
+
+    def set_created(
+        self, api_version: str, kind: str, namespace: str, name: str, when: str
+    ) -> None:
+        """Backdate an object (a test's clock runs elsewhere than the machine's)."""
+        self._objects[(api_version, kind, namespace, name)].created = when
+
+    def list_ours(self, plural: str, namespace: str) -> list[Object]:
+        kind = OUR_KINDS[plural]
+        return [
+            _render(stored)
+            for (v, k, ns, _), stored in sorted(self._objects.items())
+            if (v, k, ns) == (TASKMANAGER_API_VERSION, kind, namespace)
+        ]
+
+    def create_ours(self, plural: str, namespace: str, body: Mapping[str, Any]) -> bool:
+        manifest = dict(body) | {"metadata": {**body["metadata"], "namespace": namespace}}
+        if _key(manifest) in self._objects:
+            return False
+        self.create(manifest, manager=FIELD_MANAGER)
+        return True
+
+    def delete_ours(self, plural: str, namespace: str, name: str) -> None:
+        key = (TASKMANAGER_API_VERSION, OUR_KINDS[plural], namespace, name)
+        self._objects.pop(key, None)
 
     def patch_taskmanager_status(
         self, namespace: str, name: str, status: Mapping[str, Any]
@@ -416,6 +447,7 @@ def _render(stored: Stored) -> Object:
     body: Object = _copy(stored.content)
     body["metadata"].update(
         uid=stored.uid,
+        creationTimestamp=stored.created,
         resourceVersion=str(stored.resource_version),
         generation=stored.generation,
         managedFields=[

@@ -142,6 +142,7 @@ def workloads(tm: TaskManager) -> list[Manifest]:
 
 EVERYTHING_ON = {
     "autoscaling": {"enabled": True},
+    "backup": {"enabled": True},
     "ingress": {"enabled": True, "host": "tasks.example.com", "tlsSecretName": "tasks-tls"},
 }
 

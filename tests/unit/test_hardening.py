@@ -25,6 +25,7 @@ from taskmanager_operator.builders import managed, network
 from taskmanager_operator.builders import secrets as secret_builder
 from taskmanager_operator.builders.common import (
     API,
+    BACKUP,
     CACHE,
     DATABASE,
     MIGRATION,
@@ -78,7 +79,9 @@ def build(builder: Any, spec: dict[str, Any] | None = None) -> Manifest:
 @pytest.mark.parametrize(
     ("builder", "component", "port", "clients"),
     [
-        pytest.param(network.build_database_network_policy, DATABASE, 5432, [API, MIGRATION]),
+        pytest.param(
+            network.build_database_network_policy, DATABASE, 5432, [API, MIGRATION, BACKUP]
+        ),
         # The migration never connects to Redis, so only the API pods may.
         pytest.param(network.build_cache_network_policy, CACHE, 6379, [API]),
     ],

@@ -55,7 +55,12 @@ The operator's own rights in the namespaces it watches, derived from the code:
   these rules and the registry differ;
 - taskmanagers: kopf lists and watches them, the reconcile reads one (get) and patches its status;
 - events: the reconcile and kopf post core/v1 Events (create);
-- pods: the reconcile lists a stuck rollout's or migration's pods, to say why they do not run.
+- pods: the reconcile lists a stuck rollout's or migration's pods, to say why they do not run,
+  and a backup Job's pod, to read its result (the container's termination message);
+- taskmanagerbackups: the scheduler creates them, retention deletes them, kopf adds and removes
+  the finalizer that deletes a backup's data (patch); their status is the operator's;
+- persistentvolumeclaims: the backups' claim, applied by the first backup; it has no owner, so
+  the backups outlive their TaskManager, and the operator never deletes it.
 */}}
 {{- define "taskmanager-operator.operatorRules" -}}
 - apiGroups: [""]
@@ -91,6 +96,15 @@ The operator's own rights in the namespaces it watches, derived from the code:
 - apiGroups: [taskmanager.dev]
   resources: [taskmanagers/status]
   verbs: [patch]
+- apiGroups: [taskmanager.dev]
+  resources: [taskmanagerbackups]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [taskmanager.dev]
+  resources: [taskmanagerbackups/status]
+  verbs: [patch]
+- apiGroups: [""]
+  resources: [persistentvolumeclaims]
+  verbs: [get, create, patch]
 - apiGroups: [""]
   resources: [events]
   verbs: [create]

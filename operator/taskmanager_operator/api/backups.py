@@ -105,8 +105,10 @@ class TaskManagerBackupStatus(Model):
     """Rows of every table, read in the same snapshot as the dump."""
     verification: Verification | None = None
     """The last restore test of this backup."""
+    message: str | None = None
+    """What it waits for, while Pending (the backup Job of another, one runs at a time)."""
     error: str | None = None
-    """Why it failed."""
+    """Why it failed: a CamelCase reason, then the message."""
     conditions: list[Condition] = Field(default_factory=list)
     """Completed and Verified, with reasons."""
 

@@ -877,8 +877,9 @@ class BackupVerification(Model):
 
 class Backup(Model):
     enabled: bool = False
-    """Take backups of the API's database on schedule (on-demand TaskManagerBackups work
-    regardless)."""
+    """Back up the API's database: on schedule, and on demand (a TaskManagerBackup), to the
+    storage below. Off, a TaskManagerBackup of this TaskManager fails with reason
+    BackupsDisabled."""
     schedule: Schedule = "0 3 * * *"
     """When to take a backup: cron's five fields, minute hour day-of-month month day-of-week,
     (`0 3 * * *` is 03:00 daily), or @daily, @hourly and the like."""

@@ -20,6 +20,8 @@ API = "api"
 DATABASE = "database"
 CACHE = "cache"
 MIGRATION = "migration"
+# The backup, verification, restore and deletion Jobs of backups.
+BACKUP = "backup"
 
 API_PORT = 8000
 API_SERVICE_PORT = 80

@@ -4,10 +4,12 @@ Redis's (the Ingress in front of the API is builders/exposure.py)."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from taskmanager_operator.builders.common import (
     API,
     API_PORT,
+    BACKUP,
     CACHE,
     DATABASE,
     MIGRATION,
@@ -105,6 +107,39 @@ def build_migration_network_policy(tm: TaskManager) -> Manifest | None:
     )
 
 
+def backup_policy_name(tm: TaskManager) -> str:
+    return f"{tm.name}-backup"
+
+
+HTTPS_PORT = 443
+
+
+def _egress_to_object_store(tm: TaskManager) -> list[dict[str, Any]]:
+    """S3: the endpoint's port at any address (an object store is outside the cluster, or
+    behind a Service whose pods no selector of ours can name)."""
+    s3 = tm.spec.backup.storage.s3
+    if s3 is None:
+        return []
+    port = HTTPS_PORT
+    if s3.endpoint:
+        parsed = urlsplit(s3.endpoint)
+        port = parsed.port or (HTTPS_PORT if parsed.scheme == "https" else 80)
+    return [{"ports": [{"protocol": "TCP", "port": port}]}]
+
+
+def build_backup_network_policy(tm: TaskManager) -> Manifest | None:
+    """The backup Jobs' pods serve nothing; they talk to the database and the object store."""
+    if not tm.spec.network_policy.enabled or not tm.spec.backup.enabled:
+        return None
+    return _policy(
+        tm,
+        backup_policy_name(tm),
+        BACKUP,
+        ingress=[],
+        egress=[_egress_to_database(tm), _egress_to_dns(), *_egress_to_object_store(tm)],
+    )
+
+
 def _managed_service_policy(
     tm: TaskManager, name: str, component: str, port: int, clients: list[str]
 ) -> Manifest:
@@ -121,10 +156,12 @@ def _managed_service_policy(
 
 
 def build_database_network_policy(tm: TaskManager) -> Manifest | None:
-    """The managed PostgreSQL: the API's pods and the migration Job's connect to it."""
+    """The managed PostgreSQL: the API's pods, the migration Job's and the backup Jobs'
+    connect to it."""
     if not tm.spec.network_policy.enabled or tm.spec.database.managed is None:
         return None
-    return _managed_service_policy(tm, database_name(tm), DATABASE, POSTGRES_PORT, [API, MIGRATION])
+    clients = [API, MIGRATION, BACKUP]
+    return _managed_service_policy(tm, database_name(tm), DATABASE, POSTGRES_PORT, clients)
 
 
 def build_cache_network_policy(tm: TaskManager) -> Manifest | None:

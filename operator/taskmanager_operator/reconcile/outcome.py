@@ -45,6 +45,8 @@ class Observed:
     monitoring: dict[str, Any] | None = None
     # status.signingKeys: the rotating JWT keys (ids, roles, times).
     signing_keys: list[dict[str, str]] | None = None
+    # status.backup: the last good, failed and verified backups and the next slot.
+    backup: dict[str, Any] | None = None
     # status.externalURL: the URL the Ingress or the HTTPRoute gives, once it exists.
     external_url: str | None = None
     # Waiting for an object no watch of ours sees (the Gateway an HTTPRoute names): look again

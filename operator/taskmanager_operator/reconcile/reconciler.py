@@ -36,6 +36,7 @@ from taskmanager_operator.reconcile import (
     pods,
 )
 from taskmanager_operator.reconcile.apply import Applier
+from taskmanager_operator.reconcile.backups import observe_backups
 from taskmanager_operator.reconcile.outcome import Event, Observed, Outcome
 from taskmanager_operator.reconcile.secret_refs import (
     REDIS_URL_REF,
@@ -78,6 +79,10 @@ class Reconciler:
         else:
             try:
                 observed = self._converge(tm, outcome)
+                created = datetime.fromisoformat(
+                    body["metadata"]["creationTimestamp"].replace("Z", "+00:00")
+                )
+                self._backups(tm, created, observed, outcome)
             except ApplyRefusedError as refused:
                 # Seen in the status and a Warning event (Degraded), then retried with backoff.
                 previous = (body.get("status") or {}).get("conditions", [])
@@ -172,6 +177,17 @@ class Reconciler:
         if due := [wait for wait in waits if wait is not None]:
             outcome.requeue_after = min(due)
         return observed
+
+    def _backups(
+        self, tm: TaskManager, created: datetime, observed: Observed, outcome: Outcome
+    ) -> None:
+        seen = observe_backups(self.kube, tm, created, self.clock())
+        observed.conditions += seen.conditions
+        observed.backup = seen.status
+        outcome.events += seen.events
+        if seen.due_in is not None:
+            waits = [outcome.requeue_after, seen.due_in]
+            outcome.requeue_after = min(wait for wait in waits if wait is not None)
 
     def _roll_out(
         self,

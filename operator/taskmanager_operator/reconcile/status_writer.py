@@ -24,12 +24,13 @@ WARNED_STATES = frozenset(
         (st.MONITORING_READY, "False"),
         (st.AUTOSCALING_METRICS_READY, "False"),
         (st.ROUTE_ACCEPTED, "False"),
+        (st.LAST_BACKUP_SUCCEEDED, "False"),
     }
 )
 
 # Status keys that only a reconcile that observes the children can say anything about: Paused
 # keeps what the last one said, and one that observes nothing for them removes them.
-OBSERVED_ONLY = ("monitoring", "signingKeys", "externalURL")
+OBSERVED_ONLY = ("monitoring", "signingKeys", "externalURL", "backup")
 
 
 def write_status(
@@ -66,6 +67,7 @@ def next_status(
     status["monitoring"] = observed.monitoring
     status["signingKeys"] = observed.signing_keys
     status["externalURL"] = observed.external_url
+    status["backup"] = observed.backup
     status = {key: value for key, value in status.items() if value is not None}
     keep_previous = phase == "Paused" or observed.children_unobserved
     for key in OBSERVED_ONLY:

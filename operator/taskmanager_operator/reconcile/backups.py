@@ -1,0 +1,196 @@
+"""A TaskManager's backups as its reconcile sees them: the scheduled one that is due, the ones
+retention or their ttl let go, and what status.backup and LastBackupSucceeded say.
+
+The reconcile runs on the acting replica only, so only it schedules. A slot's backup has the
+slot's name: a restart or a second replica computing the same slot gets AlreadyExists, never a
+second backup. The slot a backup was made for is kept in an annotation, so the last slot taken
+is read from the backups themselves, not from memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from taskmanager_operator import status as st
+from taskmanager_operator.api.backups import BACKUP_KIND, BACKUP_PLURAL
+from taskmanager_operator.api.v1alpha1 import GROUP, VERSION
+from taskmanager_operator.backups.retention import StoredBackup, expired, ttl_expired
+from taskmanager_operator.backups.schedule import (
+    ScheduleError,
+    due_slot,
+    next_slot,
+    scheduled_backup_name,
+)
+from taskmanager_operator.k8s import Object
+from taskmanager_operator.reconcile.outcome import Event
+from taskmanager_operator.resource import TaskManager
+
+SLOT_ANNOTATION = "taskmanager.dev/slot"
+TASKMANAGER_LABEL = "taskmanager.dev/taskmanager"
+
+
+class BackupsApi(Protocol):
+    def list_ours(self, plural: str, namespace: str) -> list[Object]: ...
+
+    def create_ours(self, plural: str, namespace: str, body: Mapping[str, Any]) -> bool: ...
+
+    def delete_ours(self, plural: str, namespace: str, name: str) -> None: ...
+
+
+@dataclass
+class BackupsSeen:
+    conditions: list[st.Condition] = field(default_factory=list)
+    status: dict[str, Any] | None = None
+    events: list[Event] = field(default_factory=list)
+    # Seconds until the next slot: the reconcile looks again then.
+    due_in: float | None = None
+
+
+def _time(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+
+
+def _stored(body: Object) -> StoredBackup:
+    metadata, spec, status = body["metadata"], body.get("spec") or {}, body.get("status") or {}
+    # The API server sets creationTimestamp on every object.
+    created = _time(metadata["creationTimestamp"]) or datetime.fromtimestamp(0, UTC)
+    return StoredBackup(
+        name=metadata["name"],
+        type=spec.get("type", "Manual"),
+        phase=status.get("phase"),
+        completed=_time(status.get("completionTime")),
+        created=created,
+        ttl=spec.get("ttl"),
+    )
+
+
+def _reference(body: Object) -> dict[str, Any]:
+    status = body.get("status") or {}
+    reference = {
+        "name": body["metadata"]["name"],
+        "time": status.get("completionTime"),
+        "location": status.get("location"),
+        "size": status.get("size"),
+    }
+    if status.get("phase") == "Failed":
+        reference["message"] = status.get("error")
+    return {key: value for key, value in reference.items() if value is not None}
+
+
+def scheduled_backup(tm: TaskManager, slot: datetime) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": BACKUP_KIND,
+        "metadata": {
+            "name": scheduled_backup_name(tm.name, slot),
+            "namespace": tm.namespace,
+            "labels": {TASKMANAGER_LABEL: tm.name},
+            "annotations": {SLOT_ANNOTATION: slot.strftime("%Y-%m-%dT%H:%M:%SZ")},
+        },
+        "spec": {"taskManager": tm.name, "type": "Scheduled"},
+    }
+
+
+def observe_backups(
+    kube: BackupsApi, tm: TaskManager, created: datetime, now: datetime
+) -> BackupsSeen:
+    """Schedule what is due, let go what expired, and say how the backups stand."""
+    backup = tm.spec.backup
+    if not backup.enabled:
+        return BackupsSeen()
+    seen = BackupsSeen()
+    mine = [
+        body
+        for body in kube.list_ours(BACKUP_PLURAL, tm.namespace)
+        if (body.get("spec") or {}).get("taskManager") == tm.name
+    ]
+    try:
+        if not backup.suspend:
+            seen.events += _schedule(kube, tm, mine, since=created, now=now)
+        upcoming = next_slot(backup.schedule, backup.time_zone, now)
+    except ScheduleError as error:
+        seen.conditions.append(st.false(st.LAST_BACKUP_SUCCEEDED, "InvalidSchedule", str(error)))
+        return seen
+    seen.due_in = max((upcoming - now).total_seconds(), 1.0)
+    stored = [_stored(body) for body in mine]
+    for name in sorted(set(expired(stored, backup.retention, now)) | set(ttl_expired(stored, now))):
+        kube.delete_ours(BACKUP_PLURAL, tm.namespace, name)
+        seen.events.append(Event("Normal", "BackupExpired", f"Deleted backup {name} and its data"))
+    seen.status = _status(mine, upcoming)
+    seen.conditions.append(_last_backup_condition(mine))
+    return seen
+
+
+def _schedule(
+    kube: BackupsApi, tm: TaskManager, mine: list[Object], *, since: datetime, now: datetime
+) -> list[Event]:
+    """Create the due slot's backup (added to `mine`); the events that tell of it."""
+    backup = tm.spec.backup
+    events: list[Event] = []
+    taken = [
+        _time(body["metadata"].get("annotations", {}).get(SLOT_ANNOTATION))
+        for body in mine
+        if (body.get("spec") or {}).get("type") == "Scheduled"
+    ]
+    last_taken = max((slot for slot in taken if slot is not None), default=None)
+    slot = due_slot(backup.schedule, backup.time_zone, now, last_taken, since)
+    if slot is None:
+        return events
+    manifest = scheduled_backup(tm, slot.time)
+    if kube.create_ours(BACKUP_PLURAL, tm.namespace, manifest):
+        name = manifest["metadata"]["name"]
+        mine.append(manifest | {"metadata": manifest["metadata"] | {"creationTimestamp": _z(now)}})
+        events.append(Event("Normal", "BackupScheduled", f"Created backup {name}"))
+    if slot.missed:
+        events.append(
+            Event(
+                "Warning",
+                "BackupsMissed",
+                f"{slot.missed_text} older scheduled backups were missed while the operator was "
+                f"not running; only the newest slot ({_z(slot.time)}) was taken",
+            )
+        )
+    return events
+
+
+def _z(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _newest(bodies: list[Object], phase: str) -> Object | None:
+    finished = [b for b in bodies if (b.get("status") or {}).get("phase") == phase]
+    return max(finished, key=lambda b: b["status"].get("completionTime") or "", default=None)
+
+
+def _status(mine: list[Object], upcoming: datetime) -> dict[str, Any]:
+    status: dict[str, Any] = {"nextScheduledTime": _z(upcoming)}
+    if (good := _newest(mine, "Completed")) is not None:
+        status["lastSuccessful"] = _reference(good)
+    if (bad := _newest(mine, "Failed")) is not None:
+        status["lastFailed"] = _reference(bad)
+    return status
+
+
+def _last_backup_condition(mine: list[Object]) -> st.Condition:
+    good, bad = _newest(mine, "Completed"), _newest(mine, "Failed")
+    good_time = (good or {}).get("status", {}).get("completionTime") or ""
+    bad_time = (bad or {}).get("status", {}).get("completionTime") or ""
+    if bad is not None and bad_time > good_time:
+        name = bad["metadata"]["name"]
+        error = bad["status"].get("error") or "failed"
+        reason = error.split(":", 1)[0] if ":" in error else "BackupFailed"
+        return st.false(st.LAST_BACKUP_SUCCEEDED, reason, f"backup {name} failed: {error}")
+    if good is None:
+        return st.Condition(
+            st.LAST_BACKUP_SUCCEEDED, "Unknown", "NoBackupYet", "no backup has finished yet"
+        )
+    name = good["metadata"]["name"]
+    return st.true(
+        st.LAST_BACKUP_SUCCEEDED,
+        "Completed",
+        f"backup {name} completed at {good_time}: {good['status'].get('size')} at "
+        f"{good['status'].get('location')}",
+    )

@@ -1,0 +1,185 @@
+"""Scheduled backups through the TaskManager's reconcile, on the in-memory API server with the
+clock under the test's control: a slot's backup appears once, under the slot's name; a missed
+slot is taken once on return, with a Warning naming how many were skipped; retention and a
+backup's ttl delete exactly what expired; status.backup and LastBackupSucceeded tell the truth."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import yaml
+
+from taskmanager_operator.api.backups import BACKUP_KIND, BACKUP_PLURAL
+from taskmanager_operator.api.v1alpha1 import KIND
+from taskmanager_operator.reconcile import Reconciler
+from taskmanager_operator.settings import OperatorSettings
+from tests.support.fake_kube import TASKMANAGER_API_VERSION, FakeKube
+from tests.unit.test_reconcile import NS, REPOSITORY, SAMPLE, Cluster, FakeProbe
+from tests.unit.test_signing_key_rotation import Clock
+
+CREATED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+BACKUP = {"enabled": True, "schedule": "0 3 * * *", "retention": {"days": 7, "minKeep": 2}}
+
+
+def stamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(CREATED)
+
+
+def backed_up(clock: Clock, **backup: Any) -> Cluster:
+    kube, probe = FakeKube(), FakeProbe()
+    settings = OperatorSettings(image_repository=REPOSITORY)
+    cluster = Cluster(kube, probe, Reconciler(kube, settings, redis_probe=probe, clock=clock))
+    sample = yaml.safe_load(SAMPLE.read_text())
+    kube.create_taskmanager(NS, "demo", {**sample["spec"], "backup": BACKUP | backup})
+    kube.set_created(TASKMANAGER_API_VERSION, KIND, NS, "demo", stamp(CREATED))
+    cluster.bring_up("demo")
+    kube.events.clear()
+    return cluster
+
+
+def backups(cluster: Cluster) -> dict[str, dict[str, Any]]:
+    return {b["metadata"]["name"]: b for b in cluster.kube.list_ours(BACKUP_PLURAL, NS)}
+
+
+def finish(cluster: Cluster, name: str, phase: str, at: datetime, **status: Any) -> None:
+    cluster.kube.set_status(
+        TASKMANAGER_API_VERSION,
+        BACKUP_KIND,
+        NS,
+        name,
+        {"phase": phase, "completionTime": stamp(at), **status},
+    )
+
+
+def events(cluster: Cluster) -> list[tuple[str, str]]:
+    return [(event["type"], event["reason"]) for event in cluster.kube.events]
+
+
+def test_a_slots_backup_appears_once_under_the_slots_name(clock: Clock) -> None:
+    cluster = backed_up(clock)
+    assert backups(cluster) == {}, "created at noon: no slot has passed yet"
+    status = cluster.status("demo")["backup"]
+    assert status["nextScheduledTime"] == "2026-03-02T03:00:00Z"
+    assert cluster.conditions("demo")["LastBackupSucceeded"] == ("Unknown", "NoBackupYet")
+
+    clock.now = datetime(2026, 3, 2, 3, 0, 5, tzinfo=UTC)
+    outcome = cluster.reconcile("demo")
+    assert list(backups(cluster)) == ["demo-202603020300"]
+    body = backups(cluster)["demo-202603020300"]
+    assert body["spec"] == {"taskManager": "demo", "type": "Scheduled"}
+    assert ("Normal", "BackupScheduled") in events(cluster)
+    # Looked at again when the next slot is due, not at the resync.
+    assert outcome.requeue_after == pytest.approx(timedelta(hours=24, seconds=-5).total_seconds())
+
+    # A restart, or a second replica: the same slot, no second backup.
+    cluster.reconcile("demo")
+    assert list(backups(cluster)) == ["demo-202603020300"]
+
+
+def test_a_missed_slot_is_taken_once_on_return_and_the_rest_are_counted(clock: Clock) -> None:
+    cluster = backed_up(clock)
+    clock.now = datetime(2026, 3, 6, 9, 0, tzinfo=UTC)  # five slots passed: 2 to 6 March
+    cluster.reconcile("demo")
+    assert list(backups(cluster)) == ["demo-202603060300"]
+    missed = [e for e in cluster.kube.events if e["reason"] == "BackupsMissed"]
+    assert len(missed) == 1
+    assert missed[0]["type"] == "Warning"
+    assert missed[0]["message"].startswith("4 older scheduled backups were missed")
+
+
+def test_suspended_takes_nothing_and_a_slot_in_the_zone_is_its_wall_clock(clock: Clock) -> None:
+    cluster = backed_up(clock, suspend=True, timeZone="Asia/Kolkata")
+    clock.now = datetime(2026, 3, 3, 0, 0, tzinfo=UTC)
+    cluster.reconcile("demo")
+    assert backups(cluster) == {}
+    # 03:00 in Kolkata (UTC+5:30) is 21:30 UTC the day before.
+    assert cluster.status("demo")["backup"]["nextScheduledTime"] == "2026-03-03T21:30:00Z"
+
+
+def test_the_status_and_condition_follow_the_newest_finished_backup(clock: Clock) -> None:
+    cluster = backed_up(clock)
+    clock.now = datetime(2026, 3, 2, 3, 1, tzinfo=UTC)
+    cluster.reconcile("demo")
+    finish(
+        cluster,
+        "demo-202603020300",
+        "Completed",
+        clock.now,
+        location="file:///backups/demo-202603020300",
+        size="1.5Mi",
+    )
+    cluster.reconcile("demo")
+    good = cluster.status("demo")["backup"]["lastSuccessful"]
+    assert good == {
+        "name": "demo-202603020300",
+        "time": "2026-03-02T03:01:00Z",
+        "location": "file:///backups/demo-202603020300",
+        "size": "1.5Mi",
+    }
+    assert cluster.conditions("demo")["LastBackupSucceeded"] == ("True", "Completed")
+
+    clock.now = datetime(2026, 3, 3, 3, 2, tzinfo=UTC)
+    cluster.reconcile("demo")
+    finish(
+        cluster,
+        "demo-202603030300",
+        "Failed",
+        clock.now,
+        error="DumpFailed: pg_dump failed (1): disk full",
+    )
+    cluster.kube.events.clear()
+    cluster.reconcile("demo")
+    assert cluster.conditions("demo")["LastBackupSucceeded"] == ("False", "DumpFailed")
+    assert ("Warning", "DumpFailed") in events(cluster)
+    assert cluster.status("demo")["backup"]["lastSuccessful"]["name"] == "demo-202603020300"
+    assert cluster.status("demo")["backup"]["lastFailed"]["message"].endswith("disk full")
+    assert cluster.conditions("demo")["Ready"][0] == "True", "a failed backup is no outage"
+
+
+def test_retention_deletes_exactly_the_expired_scheduled_backups(clock: Clock) -> None:
+    cluster = backed_up(clock)
+    for day in range(2, 14):  # twelve daily backups, each completed a minute after its slot
+        clock.now = datetime(2026, 3, day, 3, 0, tzinfo=UTC)
+        cluster.reconcile("demo")
+        finish(cluster, f"demo-202603{day:02d}0300", "Completed", clock.now + timedelta(minutes=1))
+    cluster.kube.create_ours(
+        BACKUP_PLURAL,
+        NS,
+        {
+            "apiVersion": TASKMANAGER_API_VERSION,
+            "kind": BACKUP_KIND,
+            "metadata": {"name": "before-upgrade"},
+            "spec": {"taskManager": "demo", "type": "Manual"},
+        },
+    )
+    finish(cluster, "before-upgrade", "Completed", datetime(2026, 3, 2, 12, tzinfo=UTC))
+    clock.now = datetime(2026, 3, 13, 12, 0, tzinfo=UTC)
+    cluster.reconcile("demo")
+    kept = sorted(backups(cluster))
+    # Seven days back from 13 March 12:00: the 7th's and older went; manual ones stay.
+    assert kept == ["before-upgrade"] + [f"demo-202603{d:02d}0300" for d in range(7, 14)]
+    expired = [e for e in cluster.kube.events if e["reason"] == "BackupExpired"]
+    assert len(expired) == 5
+
+
+def test_an_impossible_schedule_is_a_condition_not_a_crash(clock: Clock) -> None:
+    cluster = backed_up(clock, schedule="0 0 31 2 *")
+    assert cluster.conditions("demo")["LastBackupSucceeded"] == ("False", "InvalidSchedule")
+    assert "never fires" in cluster.condition("demo", "LastBackupSucceeded")["message"]
+    assert cluster.phase("demo") == "Ready"
+
+
+def test_backups_off_leaves_no_trace_in_the_status(clock: Clock) -> None:
+    cluster = backed_up(clock, enabled=False)
+    clock.now = datetime(2026, 3, 9, tzinfo=UTC)
+    cluster.reconcile("demo")
+    assert backups(cluster) == {}
+    assert "backup" not in cluster.status("demo")
+    assert "LastBackupSucceeded" not in cluster.conditions("demo")
