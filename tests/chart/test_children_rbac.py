@@ -9,6 +9,7 @@ from collections.abc import Mapping
 
 import pytest
 
+from taskmanager_operator.api.backups import BACKUP_PLURAL
 from taskmanager_operator.api.v1alpha1 import GROUP, PLURAL
 from taskmanager_operator.children import CHILD_VERBS, CHILDREN
 from tests.chart.helm import Manifest, render
@@ -37,9 +38,18 @@ SCOPES: dict[str, dict[str, str | int | bool]] = {
 # The operator's Role (per namespace) or ClusterRole for release "tm" in "taskmanager-system";
 # the chart's other roles (kopf's, leader election's) must grant nothing on a child.
 OPERATOR_ROLES = {"tm-taskmanager-operator", "taskmanager-system-tm-taskmanager-operator"}
-# What the operator role grants besides the children: its own resource, the events it posts,
-# and the pods it lists to say why a rollout or a migration is stuck.
-NOT_CHILDREN = {(GROUP, PLURAL), (GROUP, f"{PLURAL}/status"), ("", "events"), ("", "pods")}
+# What the operator role grants besides the children: its own resources, the events it posts,
+# the pods it lists to say why a rollout or a migration is stuck (and to read a backup Job's
+# result), and the backups' claim, which no TaskManager owns.
+NOT_CHILDREN = {
+    (GROUP, PLURAL),
+    (GROUP, f"{PLURAL}/status"),
+    (GROUP, BACKUP_PLURAL),
+    (GROUP, f"{BACKUP_PLURAL}/status"),
+    ("", "events"),
+    ("", "pods"),
+    ("", "persistentvolumeclaims"),
+}
 EXPECTED: Rights = {(child.group, child.plural): CHILD_VERBS for child in CHILDREN}
 WHERE = "taskmanager-operator.operatorRules in charts/taskmanager-operator/templates/_helpers.tpl"
 
