@@ -13,9 +13,15 @@ from kubernetes.client import ApiClient
 from prometheus_client import start_http_server
 
 from taskmanager_operator import metrics
-from taskmanager_operator.api.backups import BACKUP_KIND, BACKUP_PLURAL
+from taskmanager_operator.api.backups import (
+    BACKUP_KIND,
+    BACKUP_PLURAL,
+    RESTORE_KIND,
+    RESTORE_PLURAL,
+)
 from taskmanager_operator.api.v1alpha1 import GROUP, KIND, PLURAL, VERSION
 from taskmanager_operator.backups.lifecycle import POLL_SECONDS, TERMINAL, BackupLifecycle
+from taskmanager_operator.backups.restore import RestoreLifecycle
 from taskmanager_operator.builders.common import MANAGED_BY
 from taskmanager_operator.children import CHILDREN
 from taskmanager_operator.controller import Controller
@@ -65,7 +71,9 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         controller.leading.set()
     controller.start()
     memo["controller"] = controller
-    memo["backups"] = BackupLifecycle(kube, operator_settings.image_repository)
+    backups = BackupLifecycle(kube, operator_settings.image_repository)
+    memo["backups"] = backups
+    memo["restores"] = RestoreLifecycle(kube, backups)
 
 
 @kopf.on.cleanup()
@@ -100,7 +108,9 @@ async def _child_event(body: kopf.Body, namespace: str | None, memo: Any, **_: A
             controller.enqueue(namespace, owner["name"])
         elif owner.get("kind") == BACKUP_KIND:
             # A backup Job changed (it finished): its backup records the result now.
-            await _follow_backup(memo, namespace, owner["name"])
+            await _follow(memo, BACKUP_PLURAL, namespace, owner["name"])
+        elif owner.get("kind") == RESTORE_KIND:
+            await _follow(memo, RESTORE_PLURAL, namespace, owner["name"])
 
 
 # -- TaskManagerBackups: each is followed from Pending to its result by the acting replica, on
@@ -111,40 +121,69 @@ def _unfinished(status: Mapping[str, Any], **_: Any) -> bool:
     return status.get("phase") not in TERMINAL
 
 
-async def _follow_backup(memo: Any, namespace: str, name: str) -> None:
-    """One pass at a time per backup, on the backup as it is now: the event that woke us may
-    be older than what the last pass wrote (a second pass on it would fail a backup twice)."""
+async def _follow(memo: Any, plural: str, namespace: str, name: str) -> None:
+    """One pass at a time per backup or restore, on the object as it is now: the event that
+    woke us may be older than what the last pass wrote (a second pass on it would fail a backup
+    twice). A restore moves a step per pass: passes follow each other while there is one."""
     controller: Controller = memo["controller"]
     if not controller.leading.is_set():
         return
     backups: BackupLifecycle = memo["backups"]
-    locks: dict[tuple[str, str], asyncio.Lock] = memo.setdefault("backup_locks", {})
-    async with locks.setdefault((namespace, name), asyncio.Lock()):
-        body = await asyncio.to_thread(backups.kube.get_ours, BACKUP_PLURAL, namespace, name)
-        if body is None or body["metadata"].get("deletionTimestamp"):
-            locks.pop((namespace, name), None)
+    lifecycle: BackupLifecycle | RestoreLifecycle = (
+        backups if plural == BACKUP_PLURAL else memo["restores"]
+    )
+    locks: dict[tuple[str, str, str], asyncio.Lock] = memo.setdefault("backup_locks", {})
+    key = (plural, namespace, name)
+    async with locks.setdefault(key, asyncio.Lock()):
+        for _ in range(MAX_STEPS_PER_PASS):
+            body = await asyncio.to_thread(backups.kube.get_ours, plural, namespace, name)
+            if body is None or body["metadata"].get("deletionTimestamp"):
+                locks.pop(key, None)
+                return
+            again = await asyncio.to_thread(lifecycle.reconcile, body)
+            if again != 0.0:
+                return
+            # Its TaskManager acts on a restore's new step (holds or frees the API) now.
+            controller.enqueue(namespace, body["spec"]["taskManager"])
+
+
+# A restore's quick steps follow each other in one pass; a step that waits ends it.
+MAX_STEPS_PER_PASS = 8
+
+
+def _follow_records(plural: str) -> None:
+    """Backups and restores alike: each event (and a timer behind them) moves the object on,
+    and its TaskManager is reconciled too (status.backup follows the backups; a restore holds
+    or frees the API)."""
+
+    async def on_event(
+        event: kopf.RawEvent,
+        body: kopf.Body,
+        name: str,
+        namespace: str | None,
+        memo: Any,
+        **_: Any,
+    ) -> None:
+        if namespace is None:
             return
-        await asyncio.to_thread(backups.reconcile, body)
+        controller: Controller = memo["controller"]
+        if taskmanager := (body.get("spec") or {}).get("taskManager"):
+            controller.enqueue(namespace, taskmanager)
+        if event["type"] != "DELETED" and _unfinished(body.status):
+            await _follow(memo, plural, namespace, name)
+
+    async def resync(name: str, namespace: str | None, memo: Any, **_: Any) -> None:
+        if namespace is not None:
+            await _follow(memo, plural, namespace, name)
+
+    kopf.on.event(GROUP, VERSION, plural, id=f"{plural}-event")(on_event)
+    kopf.timer(
+        GROUP, VERSION, plural, interval=POLL_SECONDS, when=_unfinished, id=f"{plural}-resync"
+    )(resync)
 
 
-@kopf.on.event(GROUP, VERSION, BACKUP_PLURAL)
-async def backup_event(
-    event: kopf.RawEvent, body: kopf.Body, name: str, namespace: str | None, memo: Any, **_: Any
-) -> None:
-    if namespace is None:
-        return
-    # Its TaskManager's status.backup and LastBackupSucceeded follow its backups.
-    controller: Controller = memo["controller"]
-    if taskmanager := (body.get("spec") or {}).get("taskManager"):
-        controller.enqueue(namespace, taskmanager)
-    if event["type"] != "DELETED" and _unfinished(body.status):
-        await _follow_backup(memo, namespace, name)
-
-
-@kopf.timer(GROUP, VERSION, BACKUP_PLURAL, interval=POLL_SECONDS, when=_unfinished)
-async def backup_resync(name: str, namespace: str | None, memo: Any, **_: Any) -> None:
-    if namespace is not None:
-        await _follow_backup(memo, namespace, name)
+for _plural in (BACKUP_PLURAL, RESTORE_PLURAL):
+    _follow_records(_plural)
 
 
 @kopf.on.delete(GROUP, VERSION, BACKUP_PLURAL)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from taskmanager_operator.api.v1alpha1 import GROUP, KIND, VERSION, TaskManagerSpec
@@ -28,6 +28,12 @@ class TaskManager:
             generation=int(metadata.get("generation", 1)),
             spec=TaskManagerSpec.model_validate(body.get("spec") or {}),
         )
+
+    def quiesced(self) -> TaskManager:
+        """The same TaskManager with its API held at 0 pods and no autoscaler (a restore)."""
+        autoscaling = self.spec.autoscaling.model_copy(update={"enabled": False})
+        spec = self.spec.model_copy(update={"replicas": 0, "autoscaling": autoscaling})
+        return replace(self, spec=spec)
 
     @property
     def api_version(self) -> str:

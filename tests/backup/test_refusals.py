@@ -50,6 +50,28 @@ def test_a_dump_changed_by_one_byte_is_refused_and_nothing_is_touched(
     assert contents(target.url) == before
 
 
+def test_a_backup_other_than_the_one_asked_for_is_refused(
+    backup: Backup, target: Database, tmp_path: Path
+) -> None:
+    """A restore by location names the sha256 its record said: anything else found there (a
+    backup replaced since) is refused before the database is touched."""
+    before = contents(target.url)
+    environment = job_environment(tmp_path, target)
+    other = "f" * 64
+    line = failed(
+        run_backup(environment, "restore", "--from", backup.location, "--sha256", other),
+        "ChecksumMismatch",
+    )
+    assert other in line["message"]
+    assert contents(target.url) == before
+    restored = succeeded(
+        run_backup(
+            environment, "restore", "--from", backup.location, "--sha256", backup.line["sha256"]
+        )
+    )
+    assert restored["sha256"] == backup.line["sha256"]
+
+
 def test_a_restore_failing_late_leaves_the_database_as_it_was(
     make_database: Callable[..., Database], target: Database, tmp_path: Path
 ) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 
 import pytest
 
-from taskmanager_operator.api.backups import BACKUP_PLURAL
+from taskmanager_operator.api.backups import BACKUP_PLURAL, RESTORE_PLURAL
 from taskmanager_operator.api.v1alpha1 import GROUP, PLURAL
 from taskmanager_operator.children import CHILD_VERBS, CHILDREN
 from tests.chart.helm import Manifest, render
@@ -46,6 +46,8 @@ NOT_CHILDREN = {
     (GROUP, f"{PLURAL}/status"),
     (GROUP, BACKUP_PLURAL),
     (GROUP, f"{BACKUP_PLURAL}/status"),
+    (GROUP, RESTORE_PLURAL),
+    (GROUP, f"{RESTORE_PLURAL}/status"),
     ("", "events"),
     ("", "pods"),
     ("", "persistentvolumeclaims"),

@@ -13,12 +13,17 @@ import pytest
 from kubernetes import client
 from kubernetes.client import ApiClient
 
-from taskmanager_operator.api.backups import BACKUP_KIND, BACKUP_PLURAL
+from taskmanager_operator.api.backups import (
+    BACKUP_KIND,
+    BACKUP_PLURAL,
+    RESTORE_KIND,
+    RESTORE_PLURAL,
+)
 from taskmanager_operator.api.v1alpha1 import GROUP, PLURAL, VERSION
 from taskmanager_operator.builders.backup import backup_claim_name
 from taskmanager_operator.resource import TaskManager
 from tests.chart.helm import run
-from tests.e2e.clients import exercise, sign_up
+from tests.e2e.clients import API, Session, exercise, http, sign_up
 from tests.e2e.conftest import (
     OperatorRelease,
     e2e_namespace,
@@ -161,3 +166,72 @@ def test_a_backup_of_a_missing_taskmanager_fails_with_the_reason(
     assert body["status"]["error"].startswith("TaskManagerNotFound: "), body["status"]
     warnings = [e for e in events_of(api_client, namespace, "orphan") if e[0] == "Warning"]
     assert [reason for _, reason, _ in warnings] == ["TaskManagerNotFound"], warnings
+
+
+def titles(session: Session) -> set[str]:
+    with http(session.base_url) as api:
+        login = api.post(
+            f"{API}/auth/login", json={"email": session.email, "password": session.password}
+        )
+        assert login.status_code == 200, login.text
+        headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        listed = api.get(f"{API}/tasks", headers=headers, params={"limit": 100})
+        assert listed.status_code == 200, listed.text
+        return {task["title"] for task in listed.json()["data"]}
+
+
+def add_task(session: Session, title: str) -> str:
+    with http(session.base_url) as api:
+        created = api.post(f"{API}/tasks", json={"title": title}, headers=session.headers)
+        assert created.status_code == 201, created.text
+        return str(created.json()["id"])
+
+
+def test_a_restore_puts_the_backed_up_data_back_in_place(
+    api_client: ApiClient, backed_up: str, operator_release: OperatorRelease
+) -> None:
+    namespace = backed_up
+    custom = client.CustomObjectsApi(api_client)
+    service = client.CoreV1Api(api_client).read_namespaced_service(f"{NAME}-api", namespace)
+    session = sign_up(f"http://{service.spec.cluster_ip}:{service.spec.ports[0].port}")
+    kept = add_task(session, "kept: backed up")
+    custom.create_namespaced_custom_object(
+        GROUP, VERSION, namespace, BACKUP_PLURAL, backup_body("known-good", NAME)
+    )
+    wait_backup(api_client, namespace, "known-good", operator_release, "Completed")
+    add_task(session, "gone: written after the backup")
+    with http(session.base_url) as api:
+        deleted = api.delete(f"{API}/tasks/{kept}", headers=session.headers)
+        assert deleted.status_code == 204, deleted.text
+    assert titles(session) == {"gone: written after the backup"}
+
+    restore = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": RESTORE_KIND,
+        "metadata": {"name": "to-known-good"},
+        "spec": {"taskManager": NAME, "backup": {"name": "known-good"}},
+    }
+    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, RESTORE_PLURAL, restore)
+
+    def finished() -> dict[str, Any] | None:
+        body: dict[str, Any] = custom.get_namespaced_custom_object(
+            GROUP, VERSION, namespace, RESTORE_PLURAL, "to-known-good"
+        )
+        phase = (body.get("status") or {}).get("phase")
+        return body if phase in {"Completed", "Failed"} else None
+
+    try:
+        body = wait_until(finished, timeout=420, interval=2, what="the restore to finish")
+    except AssertionError as error:
+        raise AssertionError(
+            f"{error}\n{evidence(api_client, namespace, NAME, operator_release)}"
+        ) from None
+    status = body["status"]
+    assert status["phase"] == "Completed", (status, operator_release.log_tail())
+    assert status["durationSeconds"] > 0
+    before = custom.get_namespaced_custom_object(
+        GROUP, VERSION, namespace, BACKUP_PLURAL, status["preRestoreBackup"]
+    )
+    assert (before["spec"]["type"], before["status"]["phase"]) == ("PreRestore", "Completed")
+    wait_ready(api_client, namespace, NAME, operator_release)
+    assert titles(session) == {"kept: backed up"}, "the data as it was at the backup"

@@ -30,7 +30,12 @@ from typing import Any, Literal
 
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
-from taskmanager_operator.api.backups import BACKUP_KIND, BACKUP_PLURAL
+from taskmanager_operator.api.backups import (
+    BACKUP_KIND,
+    BACKUP_PLURAL,
+    RESTORE_KIND,
+    RESTORE_PLURAL,
+)
 from taskmanager_operator.api.v1alpha1 import GROUP, KIND, VERSION
 from taskmanager_operator.children import CHILDREN
 from taskmanager_operator.k8s import Applied, ApplyRefusedError, Object
@@ -38,7 +43,7 @@ from taskmanager_operator.settings import FIELD_MANAGER
 
 TASKMANAGER_API_VERSION = f"{GROUP}/{VERSION}"
 # Our other kinds, by plural.
-OUR_KINDS = {BACKUP_PLURAL: BACKUP_KIND}
+OUR_KINDS = {BACKUP_PLURAL: BACKUP_KIND, RESTORE_PLURAL: RESTORE_KIND}
 HANDOVER_MANAGER = f"{FIELD_MANAGER}-handover"
 # (apiVersion, kind, namespace, name)
 Key = tuple[str, str, str, str]
@@ -168,7 +173,7 @@ class FakeKube:
     ) -> None:
         self.events.append(
             {
-                "involvedObject": {"kind": KIND, **involved},
+                "involvedObject": {"kind": involved.get("kind", KIND), **involved},
                 "type": event_type,
                 "reason": reason,
                 "message": message[:1024],
@@ -180,6 +185,18 @@ class FakeKube:
     ) -> None:
         """Backdate an object (a test's clock runs elsewhere than the machine's)."""
         self._objects[(api_version, kind, namespace, name)].created = when
+
+    def get_ours(self, plural: str, namespace: str, name: str) -> Object | None:
+        return self.get(TASKMANAGER_API_VERSION, OUR_KINDS[plural], namespace, name)
+
+    def patch_ours_status(
+        self, plural: str, namespace: str, name: str, status: Mapping[str, Any]
+    ) -> None:
+        stored = self._objects[(TASKMANAGER_API_VERSION, OUR_KINDS[plural], namespace, name)]
+        patched = _merge_patch(stored.status or {}, status)
+        if patched != (stored.status or {}):
+            stored.status = patched
+            stored.resource_version = next(self._counter)
 
     def list_ours(self, plural: str, namespace: str) -> list[Object]:
         kind = OUR_KINDS[plural]

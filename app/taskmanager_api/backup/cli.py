@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -53,6 +54,12 @@ def add_parser(commands: Any) -> None:
         "restore", parents=[common], help="replace the database with a backup, then migrate"
     )
     restore.add_argument("--from", dest="location", required=True, metavar="LOCATION")
+    restore.add_argument(
+        "--sha256",
+        dest="expected_sha256",
+        metavar="SHA256",
+        help="refuse the backup unless its manifest names this checksum (the one its record said)",
+    )
     verify = operations.add_parser(
         "verify", parents=[common], help="restore into a scratch database and compare"
     )
@@ -76,9 +83,10 @@ def _outcome(args: argparse.Namespace) -> dict[str, Any]:
         return engine.delete(args.location, backup)
     settings = load_settings()
     configure_logging(settings.log_level, json=settings.log_json, stream=sys.stderr)
-    result: dict[str, Any] = asyncio.run(
-        _WITH_DATABASE[args.operation](args.location, settings, backup)
-    )
+    operation = _WITH_DATABASE[args.operation]
+    if args.operation == "restore":
+        operation = functools.partial(engine.restore, expected_sha256=args.expected_sha256)
+    result: dict[str, Any] = asyncio.run(operation(args.location, settings, backup))
     return result
 
 

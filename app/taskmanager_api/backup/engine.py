@@ -198,11 +198,23 @@ async def _check_reachable(settings: Settings) -> None:
         await engine.dispose()
 
 
-async def restore(location: str, settings: Settings, backup: BackupSettings) -> dict[str, Any]:
+async def restore(
+    location: str,
+    settings: Settings,
+    backup: BackupSettings,
+    *,
+    expected_sha256: str | None = None,
+) -> dict[str, Any]:
     started = time.monotonic()
     url = _postgres_url(settings)
     storage = open_storage(location, backup)
     manifest = _read_manifest(storage)
+    if expected_sha256 is not None and manifest.sha256 != expected_sha256:
+        raise BackupError(
+            Reason.CHECKSUM_MISMATCH,
+            f"the backup at {location} has sha256 {manifest.sha256}, not the {expected_sha256} "
+            "asked for: it is another backup (or was replaced); nothing was restored",
+        )
     if not migrate.is_known_revision(settings, manifest.schema_revision):
         raise BackupError(
             Reason.UNKNOWN_REVISION,

@@ -59,6 +59,7 @@ The operator's own rights in the namespaces it watches, derived from the code:
   and a backup Job's pod, to read its result (the container's termination message);
 - taskmanagerbackups: the scheduler creates them, retention deletes them, kopf adds and removes
   the finalizer that deletes a backup's data (patch); their status is the operator's;
+- taskmanagerrestores: the operator follows them step by step; their status is the operator's;
 - persistentvolumeclaims: the backups' claim, applied by the first backup; it has no owner, so
   the backups outlive their TaskManager, and the operator never deletes it.
 */}}
@@ -101,6 +102,12 @@ The operator's own rights in the namespaces it watches, derived from the code:
   verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [taskmanager.dev]
   resources: [taskmanagerbackups/status]
+  verbs: [patch]
+- apiGroups: [taskmanager.dev]
+  resources: [taskmanagerrestores]
+  verbs: [get, list, watch]
+- apiGroups: [taskmanager.dev]
+  resources: [taskmanagerrestores/status]
   verbs: [patch]
 - apiGroups: [""]
   resources: [persistentvolumeclaims]

@@ -152,6 +152,10 @@ class TaskManagerRestoreStatus(Model):
     """The step the restore is at: Validating, BackingUp (the PreRestore backup), Quiescing
     (the API at 0 pods), Restoring, Migrating, Resuming (the API back to its replicas), then
     Completed or Failed."""
+    location: str | None = None
+    """Where the restored backup's data is."""
+    sha256: str | None = Field(default=None, pattern=SHA256_PATTERN)
+    """The checksum the restored dump was checked against."""
     pre_restore_backup: str | None = None
     """The TaskManagerBackup taken of the data the restore replaced."""
     replicas_to_restore: int | None = None

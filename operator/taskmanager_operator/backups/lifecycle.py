@@ -231,6 +231,7 @@ class BackupLifecycle:
             location=(body.get("status") or {}).get("location") or backup_location(tm, name),
             image=image(tm, self.default_repository),
             owner=owner_of(body),
+            sha256=(body.get("status") or {}).get("sha256") if action == "restore" else None,
         )
 
     def _complete(self, body: Mapping[str, Any], line: Mapping[str, Any]) -> None:
@@ -271,6 +272,10 @@ class BackupLifecycle:
             reason,
             message,
         )
+
+    def event(self, body: Mapping[str, Any], event_type: str, reason: str, message: str) -> None:
+        """An event on one of our objects (a backup, a restore), never failing the caller."""
+        self._event(involved(body), event_type, reason, message)
 
     def _event(self, about: Mapping[str, str], event_type: str, reason: str, message: str) -> None:
         """Events tell; they never decide. One the API server refuses (a namespace being

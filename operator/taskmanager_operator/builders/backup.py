@@ -128,12 +128,13 @@ def _storage_env_and_volumes(
     return env, mounts, volumes
 
 
-def _arguments(action: BackupAction, location: str) -> list[str]:
+def _arguments(action: BackupAction, location: str, sha256: str | None) -> list[str]:
     if action == "create":
         return ["backup", "create", "--to", location]
     if action == "delete":
         return ["backup", "delete", location]
-    return ["backup", action, "--from", location]
+    checked = ["--sha256", sha256] if sha256 else []
+    return ["backup", action, "--from", location, *checked]
 
 
 def build_backup_job(
@@ -144,10 +145,12 @@ def build_backup_job(
     location: str,
     image: str,
     owner: dict[str, Any],
+    sha256: str | None = None,
 ) -> Manifest:
     """The Job that runs `backup <action>` on `location` for `subject` (a TaskManagerBackup's or
-    TaskManagerRestore's name), owned by that object: deleting it takes its Jobs along."""
-    container = api_container(tm, image, _arguments(action, location))
+    TaskManagerRestore's name), owned by that object: deleting it takes its Jobs along. A restore
+    with `sha256` refuses any other backup found there."""
+    container = api_container(tm, image, _arguments(action, location, sha256))
     env, mounts, volumes = _storage_env_and_volumes(tm)
     container["env"] = [{"name": TERMINATION_LOG_VARIABLE, "value": TERMINATION_LOG}, *env]
     container["volumeMounts"] = [*container["volumeMounts"], *mounts]

@@ -193,3 +193,13 @@ def phase(conditions: Sequence[st.Condition]) -> str:
     if (progressing := by_type.get(st.PROGRESSING)) and progressing.status == "True":
         return "Progressing"
     return "Pending"
+
+
+def restoring(conditions: Sequence[st.Condition], restore: str) -> list[st.Condition]:
+    """While a restore holds the API at 0 pods it is not Ready, and it is on its way back."""
+    message = f"restore {restore} holds the API at 0 pods while it replaces the data"
+    held = {st.READY, st.PROGRESSING}
+    return [c for c in conditions if c.type not in held] + [
+        st.false(st.READY, "Restoring", message),
+        st.true(st.PROGRESSING, "Restoring", message),
+    ]

@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 
 from taskmanager_operator import signing_keys
 from taskmanager_operator import status as st
+from taskmanager_operator.api.backups import RESTORE_PLURAL
+from taskmanager_operator.backups.restore import quiescing_restore
 from taskmanager_operator.builders import api, config, managed, migration
 from taskmanager_operator.builders import secrets as secret_builder
 from taskmanager_operator.builders.common import (
@@ -78,7 +80,11 @@ class Reconciler:
             observed, phase = Observed(observe.paused(previous)), "Paused"
         else:
             try:
-                observed = self._converge(tm, outcome)
+                restore = self._restore_holding(tm)
+                # A restore holds the API at 0 pods: that is the desired state meanwhile.
+                observed = self._converge(tm.quiesced() if restore else tm, outcome)
+                if restore is not None:
+                    observed.conditions = observe.restoring(observed.conditions, restore)
                 created = datetime.fromisoformat(
                     body["metadata"]["creationTimestamp"].replace("Z", "+00:00")
                 )
@@ -177,6 +183,14 @@ class Reconciler:
         if due := [wait for wait in waits if wait is not None]:
             outcome.requeue_after = min(due)
         return observed
+
+    def _restore_holding(self, tm: TaskManager) -> str | None:
+        """The name of the restore that holds this TaskManager's API at 0 pods, if one does
+        (restores need backups on, so no request is made for a TaskManager without them)."""
+        if not tm.spec.backup.enabled:
+            return None
+        holding = quiescing_restore(self.kube.list_ours(RESTORE_PLURAL, tm.namespace), tm.name)
+        return None if holding is None else str(holding["metadata"]["name"])
 
     def _backups(
         self, tm: TaskManager, created: datetime, observed: Observed, outcome: Outcome
