@@ -65,7 +65,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
             renew_seconds=operator_settings.renew_seconds,
             retry_seconds=operator_settings.retry_seconds,
             # A standby's last readings would go stale: only the acting replica reports them.
-            on_lost=metrics.TASKMANAGER_READY.clear,
+            on_lost=metrics.clear_readings,
         )
     else:
         controller.leading.set()

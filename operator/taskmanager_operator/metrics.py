@@ -25,6 +25,30 @@ TASKMANAGER_READY = Gauge(
     ["namespace", "name"],
 )
 
+BACKUPS = Counter(
+    "taskmanager_operator_backups_total",
+    "Backups of a TaskManager's database that finished, by result (completed, failed).",
+    ["namespace", "name", "result"],
+)
+RESTORES = Counter(
+    "taskmanager_operator_restores_total",
+    "Restores into a TaskManager that finished, by result (completed, failed).",
+    ["namespace", "name", "result"],
+)
+LAST_SUCCESSFUL_BACKUP = Gauge(
+    "taskmanager_operator_last_successful_backup_timestamp_seconds",
+    "When the TaskManager's newest completed backup completed (Unix time), as of its last "
+    "reconcile (no series without one, nor on a standby replica).",
+    ["namespace", "name"],
+)
+OUTCOMES = ("completed", "failed")
+
+
+def clear_readings() -> None:
+    """A standby's last readings would go stale: only the acting replica reports them."""
+    TASKMANAGER_READY.clear()
+    LAST_SUCCESSFUL_BACKUP.clear()
+
 
 def forget(namespace: str, name: str) -> None:
     """Drop every series of a TaskManager that is gone, so none outlives it."""
@@ -32,3 +56,7 @@ def forget(namespace: str, name: str) -> None:
     RECONCILE_DURATION.remove(namespace, name)
     for result in ("success", "retry", "error"):
         RECONCILES.remove(namespace, name, result)
+    for outcome in OUTCOMES:
+        BACKUPS.remove(namespace, name, outcome)
+        RESTORES.remove(namespace, name, outcome)
+    LAST_SUCCESSFUL_BACKUP.remove(namespace, name)

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
+from prometheus_client import REGISTRY
 
 from taskmanager_operator.api.backups import BACKUP_KIND, BACKUP_PLURAL
 from taskmanager_operator.api.v1alpha1 import KIND
@@ -116,6 +117,12 @@ def test_the_status_and_condition_follow_the_newest_finished_backup(clock: Clock
         size="1.5Mi",
     )
     cluster.reconcile("demo")
+    # The operator's metric, for an alert on backups growing old.
+    last = REGISTRY.get_sample_value(
+        "taskmanager_operator_last_successful_backup_timestamp_seconds",
+        {"namespace": NS, "name": "demo"},
+    )
+    assert last == clock.now.timestamp()
     good = cluster.status("demo")["backup"]["lastSuccessful"]
     assert good == {
         "name": "demo-202603020300",

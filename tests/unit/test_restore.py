@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
+from prometheus_client import REGISTRY
 
 from taskmanager_operator.api.backups import (
     BACKUP_KIND,
@@ -182,9 +183,13 @@ def test_the_whole_restore_holds_the_api_at_zero_and_brings_it_back(
     # The API comes back: replicas as the spec says, then Ready, then the restore is done.
     cluster.bring_up("demo")
     assert cluster.deployment("demo-api")["spec"]["replicas"] == 2
+    completed = {"namespace": NS, "name": "demo", "result": "completed"}
+    before_count = REGISTRY.get_sample_value("taskmanager_operator_restores_total", completed) or 0
     status = step(cluster, restores)
     assert status["phase"] == "Completed"
     assert status["durationSeconds"] >= 0
+    after_count = REGISTRY.get_sample_value("taskmanager_operator_restores_total", completed)
+    assert after_count == before_count + 1
     assert ("Normal", "Completed") in {(e["type"], e["reason"]) for e in cluster.kube.events}
 
 

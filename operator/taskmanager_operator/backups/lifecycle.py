@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from kubernetes.client.exceptions import ApiException
 
+from taskmanager_operator import metrics
 from taskmanager_operator.api.backups import BACKUP_KIND, BACKUP_PLURAL
 from taskmanager_operator.api.v1alpha1 import GROUP, VERSION
 from taskmanager_operator.builders.backup import (
@@ -109,6 +110,11 @@ def involved(body: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
+def taskmanager_key(body: Mapping[str, Any]) -> tuple[str, str]:
+    """(namespace, TaskManager) of a backup or a restore, as the operator's metrics label it."""
+    return body["metadata"]["namespace"], (body.get("spec") or {}).get("taskManager", "")
+
+
 def job_result(job: Object, pods: list[Object]) -> JobResult | None:
     """None while the Job runs; its result once it has finished either way."""
     conditions = {c.get("type"): c for c in (job.get("status") or {}).get("conditions") or []}
@@ -128,10 +134,14 @@ def job_result(job: Object, pods: list[Object]) -> JobResult | None:
             line = _result_line(terminated.get("message") or "")
             if line is not None:
                 return JobResult(ok=bool(line.get("ok")), line=line)
+    # No line: killed, out of memory, past its deadline, or not our command at all.
     return JobResult(
         ok=False,
-        reason=str(finished.get("reason") or "JobFailed"),
-        message=str(finished.get("message") or "the Job ended without a result line"),
+        reason=str(finished.get("reason") or "NoResult"),
+        message=str(
+            finished.get("message")
+            or f"the Job ended ({finished.get('type')}) without the backup command's result line"
+        ),
     )
 
 
@@ -235,6 +245,7 @@ class BackupLifecycle:
         )
 
     def _complete(self, body: Mapping[str, Any], line: Mapping[str, Any]) -> None:
+        metrics.BACKUPS.labels(*taskmanager_key(body), "completed").inc()
         size = int(line.get("size") or 0)
         self._set(
             body,
@@ -260,6 +271,7 @@ class BackupLifecycle:
         )
 
     def _fail(self, body: Mapping[str, Any], reason: str, message: str) -> None:
+        metrics.BACKUPS.labels(*taskmanager_key(body), "failed").inc()
         self._set(
             body,
             {"phase": "Failed", "completionTime": now_text(), "error": f"{reason}: {message}"},

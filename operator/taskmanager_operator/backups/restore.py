@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from taskmanager_operator import metrics
 from taskmanager_operator.api.backups import (
     BACKUP_KIND,
     BACKUP_PLURAL,
@@ -33,6 +34,7 @@ from taskmanager_operator.backups.lifecycle import (
     BackupLifecycle,
     job_result,
     now_text,
+    taskmanager_key,
 )
 from taskmanager_operator.builders.backup import backup_job_name
 from taskmanager_operator.builders.common import API, api_name, selector_labels
@@ -213,6 +215,7 @@ class RestoreLifecycle:
             return POLL_SECONDS
         started = datetime.fromisoformat(body["status"]["startTime"].replace("Z", "+00:00"))
         duration = round((datetime.now(UTC) - started).total_seconds(), 1)
+        metrics.RESTORES.labels(*taskmanager_key(body), "completed").inc()
         self._set(
             body,
             {"phase": "Completed", "completionTime": now_text(), "durationSeconds": duration},
@@ -230,6 +233,7 @@ class RestoreLifecycle:
 
     def _fail(self, body: Mapping[str, Any], reason: str, message: str) -> float | None:
         """The restore failed: the status and a Warning say why; nothing more to do."""
+        metrics.RESTORES.labels(*taskmanager_key(body), "failed").inc()
         self._set(
             body,
             {"phase": "Failed", "completionTime": now_text(), "error": f"{reason}: {message}"},

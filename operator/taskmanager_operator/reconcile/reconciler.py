@@ -11,7 +11,7 @@ import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from taskmanager_operator import signing_keys
+from taskmanager_operator import metrics, signing_keys
 from taskmanager_operator import status as st
 from taskmanager_operator.api.backups import RESTORE_PLURAL
 from taskmanager_operator.backups.restore import quiescing_restore
@@ -198,6 +198,12 @@ class Reconciler:
         seen = observe_backups(self.kube, tm, created, self.clock())
         observed.conditions += seen.conditions
         observed.backup = seen.status
+        last = ((seen.status or {}).get("lastSuccessful") or {}).get("time")
+        if last:
+            moment = datetime.fromisoformat(last.replace("Z", "+00:00"))
+            metrics.LAST_SUCCESSFUL_BACKUP.labels(tm.namespace, tm.name).set(moment.timestamp())
+        else:
+            metrics.LAST_SUCCESSFUL_BACKUP.remove(tm.namespace, tm.name)
         outcome.events += seen.events
         if seen.due_in is not None:
             waits = [outcome.requeue_after, seen.due_in]
