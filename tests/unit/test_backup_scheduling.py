@@ -190,3 +190,71 @@ def test_backups_off_leaves_no_trace_in_the_status(clock: Clock) -> None:
     assert backups(cluster) == {}
     assert "backup" not in cluster.status("demo")
     assert "LastBackupSucceeded" not in cluster.conditions("demo")
+
+
+# -- a backup before an upgrade's migration --------------------------------------------------------
+
+
+def migrations(cluster: Cluster) -> list[str]:
+    return [
+        job["metadata"]["name"]
+        for job in cluster.jobs()
+        if job["metadata"]["name"].startswith("demo-migrate-")
+    ]
+
+
+def upgrade(cluster: Cluster) -> tuple[list[str], str]:
+    """0.1.0 to 0.2.0: the migration Jobs before, and the name of the PreUpgrade backup."""
+    before = migrations(cluster)
+    cluster.patch_spec("demo", {"version": "0.2.0"})
+    cluster.reconcile("demo")
+    upgrade_backups = [
+        name for name, body in backups(cluster).items() if body["spec"]["type"] == "PreUpgrade"
+    ]
+    assert len(upgrade_backups) == 1, backups(cluster)
+    return before, upgrade_backups[0]
+
+
+@pytest.mark.parametrize("policy", ["BestEffort", "Required"])
+def test_an_upgrade_waits_for_its_backup_then_migrates(clock: Clock, policy: str) -> None:
+    cluster = backed_up(clock, beforeUpgrade=policy)
+    before, name = upgrade(cluster)
+    assert migrations(cluster) == before, "no migration before the backup"
+    assert cluster.conditions("demo")["MigrationsApplied"] == ("False", "BackingUp")
+    assert cluster.api_image("demo").endswith(":0.1.0")
+    cluster.reconcile("demo")
+    assert len(backups(cluster)) == 1, "the same backup, not another"
+    finish(cluster, name, "Completed", clock.now)
+    cluster.reconcile("demo")
+    assert len(migrations(cluster)) == len(before) + 1
+    assert cluster.conditions("demo")["MigrationsApplied"] == ("False", "MigrationRunning")
+
+
+def test_a_required_backup_that_fails_holds_the_upgrade_and_degrades(clock: Clock) -> None:
+    cluster = backed_up(clock, beforeUpgrade="Required")
+    before, name = upgrade(cluster)
+    finish(cluster, name, "Failed", clock.now, error="DumpFailed: disk full")
+    cluster.kube.events.clear()
+    cluster.reconcile("demo")
+    assert migrations(cluster) == before
+    assert cluster.conditions("demo")["Degraded"] == ("True", "PreUpgradeBackupFailed")
+    assert "disk full" in cluster.condition("demo", "MigrationsApplied")["message"]
+    assert ("Warning", "PreUpgradeBackupFailed") in events(cluster)
+    assert cluster.api_image("demo").endswith(":0.1.0"), "the old version keeps serving"
+
+
+def test_a_best_effort_backup_that_fails_lets_the_upgrade_go_on(clock: Clock) -> None:
+    cluster = backed_up(clock)
+    before, name = upgrade(cluster)
+    finish(cluster, name, "Failed", clock.now, error="DumpFailed: disk full")
+    cluster.reconcile("demo")
+    assert len(migrations(cluster)) == len(before) + 1
+
+
+def test_disabled_takes_no_backup_before_an_upgrade(clock: Clock) -> None:
+    cluster = backed_up(clock, beforeUpgrade="Disabled")
+    before = migrations(cluster)
+    cluster.patch_spec("demo", {"version": "0.2.0"})
+    cluster.reconcile("demo")
+    assert backups(cluster) == {}
+    assert len(migrations(cluster)) == len(before) + 1

@@ -9,6 +9,7 @@ is read from the backups themselves, not from memory.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,6 +31,12 @@ from taskmanager_operator.resource import TaskManager
 
 SLOT_ANNOTATION = "taskmanager.dev/slot"
 TASKMANAGER_LABEL = "taskmanager.dev/taskmanager"
+
+
+class PreUpgradeApi(Protocol):
+    def get_ours(self, plural: str, namespace: str, name: str) -> Object | None: ...
+
+    def create_ours(self, plural: str, namespace: str, body: Mapping[str, Any]) -> bool: ...
 
 
 class BackupsApi(Protocol):
@@ -193,4 +200,61 @@ def _last_backup_condition(mine: list[Object]) -> st.Condition:
         "Completed",
         f"backup {name} completed at {good_time}: {good['status'].get('size')} at "
         f"{good['status'].get('location')}",
+    )
+
+
+def pre_upgrade_backup_name(tm: TaskManager, image: str) -> str:
+    """One per image upgraded to: a retried reconcile finds the same backup."""
+    return f"{tm.name}-upgrade-{hashlib.sha256(image.encode()).hexdigest()[:10]}"
+
+
+@dataclass(frozen=True)
+class PreUpgrade:
+    """What the backup before a migration says: go on, or hold the migration (and why)."""
+
+    proceed: bool
+    reason: str = ""
+    message: str = ""
+    # Required and it failed: the TaskManager is Degraded until it is retried or relaxed.
+    failed: bool = False
+
+
+def pre_upgrade_backup(kube: PreUpgradeApi, tm: TaskManager, image: str) -> PreUpgrade:
+    """spec.backup.beforeUpgrade, for a migration about to start: a PreUpgrade backup first.
+    Required holds the migration until it completes (a failure holds it for good); BestEffort
+    waits for it to finish either way; Disabled (or backups off) takes none."""
+    backup = tm.spec.backup
+    if not backup.enabled or backup.before_upgrade == "Disabled":
+        return PreUpgrade(proceed=True)
+    name = pre_upgrade_backup_name(tm, image)
+    found = kube.get_ours(BACKUP_PLURAL, tm.namespace, name)
+    if found is None:
+        manifest = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": BACKUP_KIND,
+            "metadata": {
+                "name": name,
+                "namespace": tm.namespace,
+                "labels": {TASKMANAGER_LABEL: tm.name},
+            },
+            "spec": {"taskManager": tm.name, "type": "PreUpgrade"},
+        }
+        kube.create_ours(BACKUP_PLURAL, tm.namespace, manifest)
+    phase = ((found or {}).get("status") or {}).get("phase")
+    if phase == "Completed" or (phase == "Failed" and backup.before_upgrade == "BestEffort"):
+        return PreUpgrade(proceed=True)
+    if phase == "Failed":
+        error = (found or {}).get("status", {}).get("error")
+        return PreUpgrade(
+            proceed=False,
+            reason="PreUpgradeBackupFailed",
+            message=f"backup {name} before the migration to {image} failed ({error}), and "
+            "spec.backup.beforeUpgrade is Required: the upgrade waits. Delete the backup to "
+            "try again, or set beforeUpgrade to BestEffort",
+            failed=True,
+        )
+    return PreUpgrade(
+        proceed=False,
+        reason="BackingUp",
+        message=f"backup {name} is taken before the migration to {image}",
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import secrets
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from taskmanager_operator import metrics, signing_keys
@@ -38,7 +39,7 @@ from taskmanager_operator.reconcile import (
     pods,
 )
 from taskmanager_operator.reconcile.apply import Applier
-from taskmanager_operator.reconcile.backups import observe_backups
+from taskmanager_operator.reconcile.backups import observe_backups, pre_upgrade_backup
 from taskmanager_operator.reconcile.outcome import Event, Observed, Outcome
 from taskmanager_operator.reconcile.secret_refs import (
     REDIS_URL_REF,
@@ -290,6 +291,18 @@ class Reconciler:
             failure=failure,
             pod_problem=problem,
         )
+        if gate.create_job and current_image is not None:
+            # An upgrade of data that exists: spec.backup.beforeUpgrade may want a backup first.
+            before = pre_upgrade_backup(self.kube, tm, desired)
+            if not before.proceed:
+                held = st.false(st.MIGRATIONS_APPLIED, before.reason, before.message)
+                degraded = st.true(st.DEGRADED, before.reason, before.message)
+                return replace(
+                    gate,
+                    condition=held,
+                    create_job=False,
+                    degraded=degraded if before.failed else None,
+                )
         if gate.create_job:
             applier.apply(migration.build_migration_job(tm, image=desired))
         return gate
