@@ -20,7 +20,12 @@ from taskmanager_operator.api.backups import (
     RESTORE_PLURAL,
 )
 from taskmanager_operator.api.v1alpha1 import GROUP, KIND, PLURAL, VERSION
-from taskmanager_operator.backups.lifecycle import POLL_SECONDS, TERMINAL, BackupLifecycle
+from taskmanager_operator.backups.lifecycle import (
+    POLL_SECONDS,
+    TERMINAL,
+    BackupLifecycle,
+    verification_pending,
+)
 from taskmanager_operator.backups.restore import RestoreLifecycle
 from taskmanager_operator.builders.common import MANAGED_BY
 from taskmanager_operator.children import CHILDREN
@@ -117,8 +122,10 @@ async def _child_event(body: kopf.Body, namespace: str | None, memo: Any, **_: A
 # its own events and its Job's, with a timer behind them; its data is deleted with it.
 
 
-def _unfinished(status: Mapping[str, Any], **_: Any) -> bool:
-    return status.get("phase") not in TERMINAL
+def _needs_work(body: Mapping[str, Any], **_: Any) -> bool:
+    """Not finished, or (a completed backup) asked to be verified."""
+    phase = (body.get("status") or {}).get("phase")
+    return phase not in TERMINAL or verification_pending(body) is not None
 
 
 async def _follow(memo: Any, plural: str, namespace: str, name: str) -> None:
@@ -169,7 +176,7 @@ def _follow_records(plural: str) -> None:
         controller: Controller = memo["controller"]
         if taskmanager := (body.get("spec") or {}).get("taskManager"):
             controller.enqueue(namespace, taskmanager)
-        if event["type"] != "DELETED" and _unfinished(body.status):
+        if event["type"] != "DELETED" and _needs_work(body):
             await _follow(memo, plural, namespace, name)
 
     async def resync(name: str, namespace: str | None, memo: Any, **_: Any) -> None:
@@ -178,7 +185,7 @@ def _follow_records(plural: str) -> None:
 
     kopf.on.event(GROUP, VERSION, plural, id=f"{plural}-event")(on_event)
     kopf.timer(
-        GROUP, VERSION, plural, interval=POLL_SECONDS, when=_unfinished, id=f"{plural}-resync"
+        GROUP, VERSION, plural, interval=POLL_SECONDS, when=_needs_work, id=f"{plural}-resync"
     )(resync)
 
 

@@ -109,6 +109,10 @@ class KubeApi(Protocol):
 
     def delete_ours(self, plural: str, namespace: str, name: str) -> None: ...
 
+    def annotate_ours(
+        self, plural: str, namespace: str, name: str, annotations: Mapping[str, str]
+    ) -> None: ...
+
     def api_resources(self, api_version: str) -> frozenset[str] | None:
         """The resource names (plurals, `pods/<metric>` in a metrics API) a group version
         serves; None when the cluster does not serve it. Fresh within DISCOVERY_SECONDS."""
@@ -326,6 +330,18 @@ class Kube:
         except ApiException as error:
             if error.status != 404:
                 raise
+
+    def annotate_ours(
+        self, plural: str, namespace: str, name: str, annotations: Mapping[str, str]
+    ) -> None:
+        self._custom.patch_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            namespace,
+            plural,
+            name,
+            {"metadata": {"annotations": dict(annotations)}},
+        )
 
     def patch_ours_status(
         self, plural: str, namespace: str, name: str, status: Mapping[str, Any]

@@ -31,6 +31,8 @@ ROUTE_ACCEPTED = "RouteAccepted"
 # Whether the newest finished backup completed (spec.backup.enabled only). Advisory: a failed
 # backup never makes the API un-Ready, but it is a Warning event and a False condition.
 LAST_BACKUP_SUCCEEDED = "LastBackupSucceeded"
+# Whether the newest verification (a restore of a backup into a scratch database) matched.
+BACKUP_VERIFIED = "BackupVerified"
 
 ConditionStatus = Literal["True", "False", "Unknown"]
 

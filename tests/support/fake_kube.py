@@ -198,6 +198,14 @@ class FakeKube:
             stored.status = patched
             stored.resource_version = next(self._counter)
 
+    def annotate_ours(
+        self, plural: str, namespace: str, name: str, annotations: Mapping[str, str]
+    ) -> None:
+        stored = self._objects[(TASKMANAGER_API_VERSION, OUR_KINDS[plural], namespace, name)]
+        metadata = stored.content["metadata"]
+        metadata["annotations"] = {**(metadata.get("annotations") or {}), **annotations}
+        stored.resource_version = next(self._counter)
+
     def list_ours(self, plural: str, namespace: str) -> list[Object]:
         kind = OUR_KINDS[plural]
         return [

@@ -14,10 +14,12 @@ from prometheus_client import REGISTRY
 
 from taskmanager_operator.api.backups import BACKUP_KIND, BACKUP_PLURAL
 from taskmanager_operator.api.v1alpha1 import KIND
+from taskmanager_operator.backups.lifecycle import VERIFY_ANNOTATION, BackupLifecycle
 from taskmanager_operator.reconcile import Reconciler
 from taskmanager_operator.settings import OperatorSettings
 from tests.support.fake_kube import TASKMANAGER_API_VERSION, FakeKube
 from tests.unit.test_reconcile import NS, REPOSITORY, SAMPLE, Cluster, FakeProbe
+from tests.unit.test_restore import finish_job
 from tests.unit.test_signing_key_rotation import Clock
 
 CREATED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -258,3 +260,64 @@ def test_disabled_takes_no_backup_before_an_upgrade(clock: Clock) -> None:
     cluster.reconcile("demo")
     assert backups(cluster) == {}
     assert len(migrations(cluster)) == len(before) + 1
+
+
+# -- verification on schedule ---------------------------------------------------------------------
+
+
+def test_the_newest_good_backup_is_verified_on_schedule(clock: Clock) -> None:
+    cluster = backed_up(clock)  # verification by default: Sundays at 05:00
+    for day in (2, 3):
+        clock.now = datetime(2026, 3, day, 3, 0, tzinfo=UTC)
+        cluster.reconcile("demo")
+        finish(cluster, f"demo-202603{day:02d}0300", "Completed", clock.now)
+    cluster.reconcile("demo")
+    assert cluster.conditions("demo")["BackupVerified"] == ("Unknown", "NotVerifiedYet")
+
+    clock.now = datetime(2026, 3, 8, 2, 0, tzinfo=UTC)  # Sunday, before its backup slot
+    cluster.reconcile("demo")
+    clock.now = datetime(2026, 3, 8, 5, 0, 30, tzinfo=UTC)
+    cluster.kube.events.clear()
+    cluster.reconcile("demo")
+    asked = backups(cluster)["demo-202603030300"]["metadata"]["annotations"]
+    assert asked[VERIFY_ANNOTATION] == "2026-03-08T05:00:00Z"
+    assert ("Normal", "VerificationRequested") in events(cluster)
+    cluster.reconcile("demo")
+    assert events(cluster).count(("Normal", "VerificationRequested")) == 1, "once per slot"
+
+    # The backup's lifecycle runs the verify Job and records its answer.
+    lifecycle = BackupLifecycle(cluster.kube, REPOSITORY)
+    lifecycle.reconcile(backups(cluster)["demo-202603030300"])
+    (job,) = [j for j in cluster.jobs() if j["metadata"]["name"].startswith("demo-verify-")]
+    args = job["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[:3] == ["backup", "verify", "--from"]
+    finish_job(cluster, job["metadata"]["name"], {"ok": True, "operation": "verify"})
+    lifecycle.reconcile(backups(cluster)["demo-202603030300"])
+    verification = backups(cluster)["demo-202603030300"]["status"]["verification"]
+    assert (verification["result"], verification["requested"]) == ("Passed", "2026-03-08T05:00:00Z")
+    assert lifecycle.reconcile(backups(cluster)["demo-202603030300"]) is None, "answered"
+
+    cluster.reconcile("demo")
+    assert cluster.conditions("demo")["BackupVerified"] == ("True", "Passed")
+    assert cluster.status("demo")["backup"]["lastVerified"]["name"] == "demo-202603030300"
+
+
+def test_a_failed_verification_is_a_warning_on_the_taskmanager(clock: Clock) -> None:
+    cluster = backed_up(clock)
+    clock.now = datetime(2026, 3, 2, 3, 0, tzinfo=UTC)
+    cluster.reconcile("demo")
+    finish(cluster, "demo-202603020300", "Completed", clock.now)
+    cluster.kube.annotate_ours(
+        BACKUP_PLURAL, NS, "demo-202603020300", {VERIFY_ANNOTATION: "by-hand-1"}
+    )
+    lifecycle = BackupLifecycle(cluster.kube, REPOSITORY)
+    lifecycle.reconcile(backups(cluster)["demo-202603020300"])
+    (job,) = [j for j in cluster.jobs() if j["metadata"]["name"].startswith("demo-verify-")]
+    mismatch = {"ok": False, "reason": "VerifyMismatch", "message": "public.tasks: 3 != 2"}
+    finish_job(cluster, job["metadata"]["name"], mismatch)
+    lifecycle.reconcile(backups(cluster)["demo-202603020300"])
+    cluster.kube.events.clear()
+    cluster.reconcile("demo")
+    assert cluster.conditions("demo")["BackupVerified"] == ("False", "VerificationFailed")
+    assert "public.tasks" in cluster.condition("demo", "BackupVerified")["message"]
+    assert ("Warning", "VerificationFailed") in events(cluster)

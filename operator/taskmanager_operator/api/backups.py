@@ -76,6 +76,8 @@ class Verification(Model):
     """When it was verified."""
     message: str = ""
     """What did not match, when it failed."""
+    requested: str | None = None
+    """The request it answers (the taskmanager.dev/verify annotation's value)."""
 
 
 class TaskManagerBackupStatus(Model):

@@ -38,6 +38,8 @@ from taskmanager_operator.resource import TaskManager
 logger = logging.getLogger(__name__)
 
 TERMINAL = frozenset({"Completed", "Failed"})
+# Set on a completed backup (to any new value, such as the time) to have it verified.
+VERIFY_ANNOTATION = "taskmanager.dev/verify"
 # How often a running backup is looked at when no event comes (a resync, not the main path).
 POLL_SECONDS = 10.0
 
@@ -115,6 +117,16 @@ def taskmanager_key(body: Mapping[str, Any]) -> tuple[str, str]:
     return body["metadata"]["namespace"], (body.get("spec") or {}).get("taskManager", "")
 
 
+def verification_pending(body: Mapping[str, Any]) -> str | None:
+    """The verification a completed backup was asked for and has not answered yet."""
+    requested = ((body.get("metadata") or {}).get("annotations") or {}).get(VERIFY_ANNOTATION)
+    status = body.get("status") or {}
+    answered = (status.get("verification") or {}).get("requested")
+    if requested and status.get("phase") == "Completed" and requested != answered:
+        return str(requested)
+    return None
+
+
 def job_result(job: Object, pods: list[Object]) -> JobResult | None:
     """None while the Job runs; its result once it has finished either way."""
     conditions = {c.get("type"): c for c in (job.get("status") or {}).get("conditions") or []}
@@ -161,7 +173,7 @@ class BackupLifecycle:
     def reconcile(self, body: Mapping[str, Any]) -> float | None:
         """One pass over a TaskManagerBackup; seconds until the next look, None when done."""
         if (body.get("status") or {}).get("phase") in TERMINAL:
-            return None
+            return self._verify(body) if verification_pending(body) else None
         tm = self._taskmanager_of(body)
         if tm is None:
             return None
@@ -204,6 +216,41 @@ class BackupLifecycle:
             return None
         return tm
 
+    def _verify(self, body: Mapping[str, Any]) -> float | None:
+        """A completed backup asked to be verified (the annotation VERIFY_ANNOTATION, set by the
+        TaskManager's verification schedule or by a user): restore it into a scratch database
+        and compare; the answer goes to status.verification."""
+        requested = verification_pending(body)
+        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+        tm_body = self.kube.get_taskmanager(*taskmanager_key(body))
+        if tm_body is None or requested is None:
+            return None  # nothing to verify it with: its TaskManager is gone
+        tm = TaskManager.from_body(tm_body)
+        # One Job per request: a backup verified again gets a new one.
+        subject = f"{name}@{requested}"
+        job_name = backup_job_name(tm, "verify", subject)
+        job = self.kube.get("batch/v1", "Job", namespace, job_name)
+        if job is None:
+            if self._running_job(tm, exclude=job_name) is None:
+                self.kube.apply(self.job(tm, body, "verify", subject=subject))
+            return POLL_SECONDS
+        result = job_result(job, self.kube.list_pods(namespace, {"job-name": job_name}))
+        if result is None:
+            return POLL_SECONDS
+        message = "" if result.ok else str(result.line.get("message") or result.message)
+        verification = {
+            "result": "Passed" if result.ok else "Failed",
+            "time": now_text(),
+            "message": message,
+            "requested": requested,
+        }
+        self._set(body, {"verification": verification})
+        if result.ok:
+            self._event(involved(body), "Normal", "Verified", f"Backup {name} restores as recorded")
+        else:
+            self._event(involved(body), "Warning", "VerificationFailed", message)
+        return None
+
     def _running_job(self, tm: TaskManager, *, exclude: str) -> str | None:
         """Another backup Job of this TaskManager that has not finished (one at a time)."""
         for pod in self.kube.list_pods(tm.namespace, selector_labels(tm, BACKUP)):
@@ -232,12 +279,21 @@ class BackupLifecycle:
         self._event(involved(body), "Normal", "Started", f"Backing up {tm.name} to {location}")
         return POLL_SECONDS
 
-    def job(self, tm: TaskManager, body: Mapping[str, Any], action: BackupAction) -> Object:
+    def job(
+        self,
+        tm: TaskManager,
+        body: Mapping[str, Any],
+        action: BackupAction,
+        *,
+        subject: str | None = None,
+    ) -> Object:
+        """The Job of `action` for this backup or restore (`subject`, which names the Job: the
+        object's name, unless one object has several Jobs of an action)."""
         name = body["metadata"]["name"]
         return build_backup_job(
             tm,
             action=action,
-            subject=name,
+            subject=subject or name,
             location=(body.get("status") or {}).get("location") or backup_location(tm, name),
             image=image(tm, self.default_repository),
             owner=owner_of(body),

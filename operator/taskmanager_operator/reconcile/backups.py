@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from taskmanager_operator import status as st
 from taskmanager_operator.api.backups import BACKUP_KIND, BACKUP_PLURAL
 from taskmanager_operator.api.v1alpha1 import GROUP, VERSION
+from taskmanager_operator.backups.lifecycle import VERIFY_ANNOTATION
 from taskmanager_operator.backups.retention import StoredBackup, expired, ttl_expired
 from taskmanager_operator.backups.schedule import (
     ScheduleError,
@@ -41,6 +42,10 @@ class PreUpgradeApi(Protocol):
 
 class BackupsApi(Protocol):
     def list_ours(self, plural: str, namespace: str) -> list[Object]: ...
+
+    def annotate_ours(
+        self, plural: str, namespace: str, name: str, annotations: Mapping[str, str]
+    ) -> None: ...
 
     def create_ours(self, plural: str, namespace: str, body: Mapping[str, Any]) -> bool: ...
 
@@ -117,6 +122,7 @@ def observe_backups(
     try:
         if not backup.suspend:
             seen.events += _schedule(kube, tm, mine, since=created, now=now)
+            seen.events += _request_verification(kube, tm, mine, since=created, now=now)
         upcoming = next_slot(backup.schedule, backup.time_zone, now)
     except ScheduleError as error:
         seen.conditions.append(st.false(st.LAST_BACKUP_SUCCEEDED, "InvalidSchedule", str(error)))
@@ -128,6 +134,8 @@ def observe_backups(
         seen.events.append(Event("Normal", "BackupExpired", f"Deleted backup {name} and its data"))
     seen.status = _status(mine, upcoming)
     seen.conditions.append(_last_backup_condition(mine))
+    if (verified := _verified_condition(mine, backup.verification.schedule)) is not None:
+        seen.conditions.append(verified)
     return seen
 
 
@@ -163,6 +171,58 @@ def _schedule(
     return events
 
 
+def _request_verification(
+    kube: BackupsApi, tm: TaskManager, mine: list[Object], *, since: datetime, now: datetime
+) -> list[Event]:
+    """On spec.backup.verification.schedule: ask the newest completed backup to be verified
+    (its annotation; the backup's lifecycle runs the verify Job and records the answer)."""
+    schedule = tm.spec.backup.verification.schedule
+    if schedule is None:
+        return []
+    asked = [_annotation_time(body) for body in mine]
+    last = max((moment for moment in asked if moment is not None), default=None)
+    slot = due_slot(schedule, tm.spec.backup.time_zone, now, last, since)
+    newest = _newest(mine, "Completed")
+    if slot is None or newest is None:
+        return []
+    name = newest["metadata"]["name"]
+    kube.annotate_ours(BACKUP_PLURAL, tm.namespace, name, {VERIFY_ANNOTATION: _z(slot.time)})
+    return [Event("Normal", "VerificationRequested", f"Verifying backup {name}")]
+
+
+def _annotation_time(body: Object) -> datetime | None:
+    value = ((body.get("metadata") or {}).get("annotations") or {}).get(VERIFY_ANNOTATION)
+    try:
+        return _time(value)
+    except ValueError:
+        return None  # a user's own request (any value): not a slot of the schedule
+
+
+def _verified_condition(mine: list[Object], schedule: str | None) -> st.Condition | None:
+    """BackupVerified: what the newest verification found; Unknown until there is one."""
+    answered = [b for b in mine if _verification(b)]
+    if not answered:
+        if schedule is None:
+            return None
+        return st.Condition(
+            st.BACKUP_VERIFIED, "Unknown", "NotVerifiedYet", "no backup has been verified yet"
+        )
+    newest = max(answered, key=lambda b: _verification(b)["time"])
+    verification, name = _verification(newest), newest["metadata"]["name"]
+    if verification["result"] == "Passed":
+        return st.true(
+            st.BACKUP_VERIFIED,
+            "Passed",
+            f"backup {name} restored into a scratch database as it recorded, at "
+            f"{verification['time']}",
+        )
+    return st.false(
+        st.BACKUP_VERIFIED,
+        "VerificationFailed",
+        f"backup {name} did not restore as it recorded: {verification.get('message')}",
+    )
+
+
 def _z(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -178,7 +238,15 @@ def _status(mine: list[Object], upcoming: datetime) -> dict[str, Any]:
         status["lastSuccessful"] = _reference(good)
     if (bad := _newest(mine, "Failed")) is not None:
         status["lastFailed"] = _reference(bad)
+    passed = [b for b in mine if _verification(b).get("result") == "Passed"]
+    if passed:
+        newest = max(passed, key=lambda b: _verification(b)["time"])
+        status["lastVerified"] = _reference(newest) | {"time": _verification(newest)["time"]}
     return status
+
+
+def _verification(body: Object) -> dict[str, Any]:
+    return dict((body.get("status") or {}).get("verification") or {})
 
 
 def _last_backup_condition(mine: list[Object]) -> st.Condition:

@@ -25,6 +25,7 @@ WARNED_STATES = frozenset(
         (st.AUTOSCALING_METRICS_READY, "False"),
         (st.ROUTE_ACCEPTED, "False"),
         (st.LAST_BACKUP_SUCCEEDED, "False"),
+        (st.BACKUP_VERIFIED, "False"),
     }
 )
 
