@@ -20,6 +20,7 @@ from taskmanager_operator.api.backups import (
     RESTORE_PLURAL,
 )
 from taskmanager_operator.api.v1alpha1 import GROUP, PLURAL, VERSION
+from taskmanager_operator.backups.lifecycle import VERIFY_ANNOTATION
 from taskmanager_operator.builders.backup import backup_claim_name
 from taskmanager_operator.resource import TaskManager
 from tests.chart.helm import run
@@ -126,6 +127,31 @@ def test_a_backup_dumps_the_database_and_its_status_says_what_it_holds(
         backup_claim_name(tm), namespace
     )
     assert not claim.metadata.owner_references, "the backups outlive their TaskManager"
+
+    # Asked to be verified, it is restored into a scratch database and compared, for real.
+    custom.patch_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        namespace,
+        BACKUP_PLURAL,
+        "manual-1",
+        {"metadata": {"annotations": {VERIFY_ANNOTATION: "now"}}},
+    )
+
+    def verified() -> dict[str, Any] | None:
+        body: dict[str, Any] = custom.get_namespaced_custom_object(
+            GROUP, VERSION, namespace, BACKUP_PLURAL, "manual-1"
+        )
+        found: dict[str, Any] | None = (body.get("status") or {}).get("verification")
+        return found if found and found.get("requested") == "now" else None
+
+    try:
+        verification = wait_until(verified, timeout=180, interval=1, what="the verification")
+    except AssertionError as error:
+        raise AssertionError(
+            f"{error}\n{evidence(api_client, namespace, NAME, operator_release)}"
+        ) from None
+    assert verification["result"] == "Passed", verification
 
 
 def test_deleting_a_backup_deletes_its_data(
