@@ -109,6 +109,12 @@ class KubeApi(Protocol):
 
     def delete_ours(self, plural: str, namespace: str, name: str) -> None: ...
 
+    def set_taskmanager_finalizers(
+        self, namespace: str, name: str, finalizers: list[str], resource_version: str
+    ) -> None:
+        """Replace its finalizers, unless it changed since `resource_version` was read (409)."""
+        ...
+
     def annotate_ours(
         self, plural: str, namespace: str, name: str, annotations: Mapping[str, str]
     ) -> None: ...
@@ -330,6 +336,14 @@ class Kube:
         except ApiException as error:
             if error.status != 404:
                 raise
+
+    def set_taskmanager_finalizers(
+        self, namespace: str, name: str, finalizers: list[str], resource_version: str
+    ) -> None:
+        metadata = {"finalizers": finalizers, "resourceVersion": resource_version}
+        self._custom.patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, name, {"metadata": metadata}
+        )
 
     def annotate_ours(
         self, plural: str, namespace: str, name: str, annotations: Mapping[str, str]

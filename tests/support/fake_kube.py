@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
 from taskmanager_operator.api.backups import (
@@ -197,6 +198,31 @@ class FakeKube:
         if patched != (stored.status or {}):
             stored.status = patched
             stored.resource_version = next(self._counter)
+
+    def set_taskmanager_finalizers(
+        self, namespace: str, name: str, finalizers: list[str], resource_version: str
+    ) -> None:
+        stored = self._objects[(TASKMANAGER_API_VERSION, KIND, namespace, name)]
+        if str(stored.resource_version) != resource_version:
+            raise ApiException(status=409, reason=f"{KIND} {name} changed since {resource_version}")
+        if finalizers:
+            stored.content["metadata"]["finalizers"] = list(finalizers)
+        else:
+            stored.content["metadata"].pop("finalizers", None)
+            if stored.content["metadata"].get("deletionTimestamp"):
+                del self._objects[(TASKMANAGER_API_VERSION, KIND, namespace, name)]
+                return
+        stored.resource_version = next(self._counter)
+
+    def delete_taskmanager(self, namespace: str, name: str, when: str) -> None:
+        """A user's delete: gone at once, unless finalizers hold it (then it is marked)."""
+        key = (TASKMANAGER_API_VERSION, KIND, namespace, name)
+        stored = self._objects[key]
+        if not stored.content["metadata"].get("finalizers"):
+            del self._objects[key]
+            return
+        stored.content["metadata"]["deletionTimestamp"] = when
+        stored.resource_version = next(self._counter)
 
     def annotate_ours(
         self, plural: str, namespace: str, name: str, annotations: Mapping[str, str]

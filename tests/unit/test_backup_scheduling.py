@@ -321,3 +321,60 @@ def test_a_failed_verification_is_a_warning_on_the_taskmanager(clock: Clock) -> 
     assert cluster.conditions("demo")["BackupVerified"] == ("False", "VerificationFailed")
     assert "public.tasks" in cluster.condition("demo", "BackupVerified")["message"]
     assert ("Warning", "VerificationFailed") in events(cluster)
+
+
+# -- a final backup when the TaskManager is deleted -----------------------------------------------
+
+FINALIZER = "taskmanager.dev/final-backup"
+
+
+def finalizers(cluster: Cluster) -> list[str]:
+    body = cluster.kube.get_taskmanager(NS, "demo")
+    assert body is not None
+    return list(body["metadata"].get("finalizers") or [])
+
+
+def test_a_deletion_waits_for_the_final_backup_which_outlives_it(clock: Clock) -> None:
+    cluster = backed_up(clock)
+    assert finalizers(cluster) == [FINALIZER]
+    cluster.kube.delete_taskmanager(NS, "demo", stamp(clock.now))
+    cluster.kube.events.clear()
+    cluster.reconcile("demo")
+    assert cluster.kube.get_taskmanager(NS, "demo") is not None, "held for its backup"
+    (final,) = [b for b in backups(cluster).values() if b["spec"]["type"] == "Final"]
+    assert ("Normal", "FinalBackup") in events(cluster)
+    cluster.reconcile("demo")
+    assert len(backups(cluster)) == 1, "the same backup, not another"
+    finish(cluster, final["metadata"]["name"], "Completed", clock.now, location="file:///x")
+    cluster.reconcile("demo")
+    assert cluster.kube.get_taskmanager(NS, "demo") is None
+    assert ("Normal", "FinalBackupCompleted") in events(cluster)
+    assert final["metadata"]["name"] in backups(cluster), "the backup outlives the TaskManager"
+
+
+def test_a_final_backup_that_hangs_lets_the_deletion_go_after_the_timeout(clock: Clock) -> None:
+    cluster = backed_up(clock)
+    cluster.kube.delete_taskmanager(NS, "demo", stamp(clock.now))
+    cluster.reconcile("demo")
+    clock.now += timedelta(minutes=16)
+    cluster.kube.events.clear()
+    cluster.reconcile("demo")
+    assert cluster.kube.get_taskmanager(NS, "demo") is None
+    assert ("Warning", "FinalBackupTimedOut") in events(cluster)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"backup": BACKUP | {"finalBackup": False}},
+        {"backup": BACKUP | {"enabled": False}},
+    ],
+    ids=["final-backup-off", "backups-off"],
+)
+def test_no_final_backup_no_finalizer(clock: Clock, spec: dict[str, Any]) -> None:
+    cluster = backed_up(clock)
+    cluster.patch_spec("demo", spec)
+    cluster.reconcile("demo")
+    assert finalizers(cluster) == []
+    cluster.kube.delete_taskmanager(NS, "demo", stamp(clock.now))
+    assert cluster.kube.get_taskmanager(NS, "demo") is None

@@ -53,7 +53,8 @@ The operator's own rights in the namespaces it watches, derived from the code:
 - children: every kind in the registry taskmanager_operator.children.CHILDREN, with its
   CHILD_VERBS (that comment says why each verb); tests/chart/test_children_rbac.py fails when
   these rules and the registry differ;
-- taskmanagers: kopf lists and watches them, the reconcile reads one (get) and patches its status;
+- taskmanagers: kopf lists and watches them, the reconcile reads one (get), patches its status,
+  and its finalizers (patch: the one that holds a deletion until the final backup finished);
 - events: the reconcile and kopf post core/v1 Events (create);
 - pods: the reconcile lists a stuck rollout's or migration's pods, to say why they do not run,
   and a backup Job's pod, to read its result (the container's termination message);
@@ -93,7 +94,7 @@ The operator's own rights in the namespaces it watches, derived from the code:
   verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [taskmanager.dev]
   resources: [taskmanagers]
-  verbs: [get, list, watch]
+  verbs: [get, list, watch, patch]
 - apiGroups: [taskmanager.dev]
   resources: [taskmanagers/status]
   verbs: [patch]

@@ -393,7 +393,20 @@ class BackupLifecycle:
         job_name = backup_job_name(tm, "delete", name)
         job = self.kube.get("batch/v1", "Job", namespace, job_name)
         if job is None:
-            self.kube.apply(self.job(tm, body, "delete"))
+            try:
+                self.kube.apply(self.job(tm, body, "delete"))
+            except ApplyRefusedError as error:
+                if "being terminated" not in error.message:
+                    raise
+                # The whole namespace goes (its claim with it); an S3 copy stays, as it should
+                # when a namespace is deleted by mistake.
+                self._event(
+                    involved(body),
+                    "Warning",
+                    "DataLeftInPlace",
+                    f"the namespace is being deleted: the data at {location} is left in place",
+                )
+                return None
             return f"Job {job_name} to delete {location}"
         result = job_result(job, self.kube.list_pods(namespace, {"job-name": job_name}))
         if result is None:

@@ -12,8 +12,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
+
+from kubernetes.client.exceptions import ApiException
 
 from taskmanager_operator import status as st
 from taskmanager_operator.api.backups import BACKUP_KIND, BACKUP_PLURAL
@@ -26,7 +28,7 @@ from taskmanager_operator.backups.schedule import (
     next_slot,
     scheduled_backup_name,
 )
-from taskmanager_operator.k8s import Object
+from taskmanager_operator.k8s import Object, api_message
 from taskmanager_operator.reconcile.outcome import Event
 from taskmanager_operator.resource import TaskManager
 
@@ -326,3 +328,70 @@ def pre_upgrade_backup(kube: PreUpgradeApi, tm: TaskManager, image: str) -> PreU
         reason="BackingUp",
         message=f"backup {name} is taken before the migration to {image}",
     )
+
+
+# Holds a TaskManager whose managed database goes with it until its final backup finished.
+FINAL_BACKUP_FINALIZER = "taskmanager.dev/final-backup"
+FINAL_BACKUP_TIMEOUT = timedelta(minutes=15)
+
+
+def wants_final_backup(tm: TaskManager) -> bool:
+    """Backups on, finalBackup on, and a managed database, which is deleted with it (an external
+    one outlives the TaskManager and needs none)."""
+    backup = tm.spec.backup
+    return backup.enabled and backup.final_backup and tm.spec.database.managed is not None
+
+
+def final_backup_name(tm: TaskManager) -> str:
+    return f"{tm.name}-final-{tm.uid[:8]}"
+
+
+@dataclass(frozen=True)
+class FinalBackup:
+    done: bool
+    events: list[Event] = field(default_factory=list)
+
+
+def final_backup(
+    kube: PreUpgradeApi, tm: TaskManager, deleting_since: datetime, now: datetime
+) -> FinalBackup:
+    """The backup taken as a TaskManager with a managed database is deleted: done once it
+    finished, or could not be made (the namespace is being deleted too), or after
+    FINAL_BACKUP_TIMEOUT, each said in an event."""
+    name = final_backup_name(tm)
+    try:
+        found = kube.get_ours(BACKUP_PLURAL, tm.namespace, name)
+        if found is None:
+            manifest = {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": BACKUP_KIND,
+                "metadata": {
+                    "name": name,
+                    "namespace": tm.namespace,
+                    "labels": {TASKMANAGER_LABEL: tm.name},
+                },
+                "spec": {"taskManager": tm.name, "type": "Final"},
+            }
+            kube.create_ours(BACKUP_PLURAL, tm.namespace, manifest)
+            message = f"Taking backup {name} before {tm.name} and its database are deleted"
+            return FinalBackup(done=False, events=[Event("Normal", "FinalBackup", message)])
+    except ApiException as error:
+        message = (
+            f"no final backup of {tm.name} could be made ({api_message(error)}); it is deleted "
+            "without one"
+        )
+        return FinalBackup(done=True, events=[Event("Warning", "FinalBackupImpossible", message)])
+    status = found.get("status") or {}
+    if status.get("phase") == "Completed":
+        message = f"Final backup {name} completed: {status.get('location')}; it outlives {tm.name}"
+        return FinalBackup(done=True, events=[Event("Normal", "FinalBackupCompleted", message)])
+    if status.get("phase") == "Failed":
+        message = f"Final backup {name} failed ({status.get('error')}); {tm.name} is deleted"
+        return FinalBackup(done=True, events=[Event("Warning", "FinalBackupFailed", message)])
+    if now - deleting_since > FINAL_BACKUP_TIMEOUT:
+        message = (
+            f"Final backup {name} did not finish within {FINAL_BACKUP_TIMEOUT}; {tm.name} is "
+            "deleted without waiting longer"
+        )
+        return FinalBackup(done=True, events=[Event("Warning", "FinalBackupTimedOut", message)])
+    return FinalBackup(done=False)

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 
+from kubernetes.client.exceptions import ApiException
+
 from taskmanager_operator import metrics, signing_keys
 from taskmanager_operator import status as st
 from taskmanager_operator.api.backups import RESTORE_PLURAL
@@ -39,7 +41,13 @@ from taskmanager_operator.reconcile import (
     pods,
 )
 from taskmanager_operator.reconcile.apply import Applier
-from taskmanager_operator.reconcile.backups import observe_backups, pre_upgrade_backup
+from taskmanager_operator.reconcile.backups import (
+    FINAL_BACKUP_FINALIZER,
+    final_backup,
+    observe_backups,
+    pre_upgrade_backup,
+    wants_final_backup,
+)
 from taskmanager_operator.reconcile.outcome import Event, Observed, Outcome
 from taskmanager_operator.reconcile.secret_refs import (
     REDIS_URL_REF,
@@ -71,10 +79,12 @@ class Reconciler:
 
     def reconcile(self, namespace: str, name: str) -> Outcome:
         body = self.kube.get_taskmanager(namespace, name)
-        if body is None or body["metadata"].get("deletionTimestamp"):
-            # Its children go with it through their ownerReferences.
+        if body is None:
             return Outcome(exists=False)
         tm = TaskManager.from_body(body)
+        if body["metadata"].get("deletionTimestamp"):
+            # Its children go with it through their ownerReferences; its final backup first.
+            return self._deleting(tm, body)
         outcome = Outcome(uid=tm.uid)
         if tm.spec.paused:
             previous = (body.get("status") or {}).get("conditions", [])
@@ -98,6 +108,7 @@ class Reconciler:
                 )
                 outcome.retry_reason = str(refused)
             phase = observe.phase(observed.conditions)
+        self._hold_for_final_backup(tm, body)
         outcome.events += write_status(self.kube, tm, body, observed, phase)
         outcome.ready = any(
             condition.type == st.READY and condition.status == "True"
@@ -184,6 +195,42 @@ class Reconciler:
         if due := [wait for wait in waits if wait is not None]:
             outcome.requeue_after = min(due)
         return observed
+
+    def _hold_for_final_backup(self, tm: TaskManager, body: Object) -> None:
+        """The finalizer that makes a deletion wait for the final backup, while one is wanted."""
+        finalizers = list(body["metadata"].get("finalizers") or [])
+        held = FINAL_BACKUP_FINALIZER in finalizers
+        if held == wants_final_backup(tm):
+            return
+        if held:
+            finalizers.remove(FINAL_BACKUP_FINALIZER)
+        else:
+            finalizers.append(FINAL_BACKUP_FINALIZER)
+        try:
+            self.kube.set_taskmanager_finalizers(
+                tm.namespace, tm.name, finalizers, body["metadata"]["resourceVersion"]
+            )
+        except ApiException as error:
+            if error.status != 409:
+                raise
+            # Changed since it was read: that change's event reconciles it again.
+
+    def _deleting(self, tm: TaskManager, body: Object) -> Outcome:
+        """A TaskManager being deleted: release it once its final backup finished."""
+        finalizers = list(body["metadata"].get("finalizers") or [])
+        if FINAL_BACKUP_FINALIZER not in finalizers:
+            return Outcome(exists=False)
+        since = datetime.fromisoformat(body["metadata"]["deletionTimestamp"].replace("Z", "+00:00"))
+        final = final_backup(self.kube, tm, since, self.clock())
+        outcome = Outcome(uid=tm.uid, events=list(final.events))
+        if final.done:
+            finalizers.remove(FINAL_BACKUP_FINALIZER)
+            self.kube.set_taskmanager_finalizers(
+                tm.namespace, tm.name, finalizers, body["metadata"]["resourceVersion"]
+            )
+        else:
+            outcome.requeue_after = self.settings.progress_poll_seconds
+        return outcome
 
     def _restore_holding(self, tm: TaskManager) -> str | None:
         """The name of the restore that holds this TaskManager's API at 0 pods, if one does
