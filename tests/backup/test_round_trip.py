@@ -9,13 +9,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import redis
 
 from taskmanager_api import __version__
 from taskmanager_api.backup.manifest import DUMP_NAME, MANIFEST_NAME
 from taskmanager_api.core import migrate
 from taskmanager_api.core.config import TERMINATION_LOG_VARIABLE, Settings
+from taskmanager_api.core.state_store import RedisStore
 from tests.api.conftest import API_REDIS_DB, make_settings
 from tests.backup.conftest import (
+    Backup,
     Database,
     contents,
     execute,
@@ -105,3 +108,31 @@ def test_the_backup_of_an_empty_database_restores_to_empty(
     assert set(created["rowCounts"].values()) == {0, 1}  # alembic_version has its one row
     succeeded(run_backup(job_environment(tmp_path, target), "restore", "--from", location))
     assert contents(target.url) == contents(source.url)
+
+
+def test_a_restore_empties_the_read_cache_and_keeps_the_revocations(
+    backup: Backup,
+    make_database: Callable[..., Database],
+    redis_server: RedisServer,
+    tmp_path: Path,
+) -> None:
+    """A cached object carries a version newer than the restored row's, and the cache keeps the
+    newer: unless emptied, the API would serve what the restore took back."""
+    prefix = f"flush-{uuid.uuid4().hex[:8]}:"
+    url = redis_server.url(API_REDIS_DB)
+
+    async def fill() -> None:
+        store = RedisStore.from_url(url, prefix=prefix, timeout=5, max_connections=2)
+        await store.cache_put("task:1", 7, b"written after the backup", 60_000)
+        await store.cache_put("user:1", 3, b"also", 60_000)
+        await store.revoke_family("family-1", 2_000_000_000_000)
+        await store.aclose()
+
+    asyncio.run(fill())
+    env = job_environment(tmp_path, make_database(), redis_url=url, redis_key_prefix=prefix)
+    restored = succeeded(run_backup(env, "restore", "--from", backup.location))
+    assert restored["cacheFlush"] == "2 cached objects dropped"
+    client = redis.Redis.from_url(url)
+    left = {key.decode() for key in client.scan_iter(match=f"{prefix}*")}
+    assert left, "the revocation stays"
+    assert not any(key.startswith(f"{prefix}cache:") for key in left), left

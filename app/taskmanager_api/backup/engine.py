@@ -33,6 +33,7 @@ from taskmanager_api.backup.storage import Storage, open_storage
 from taskmanager_api.core import migrate
 from taskmanager_api.core.config import BackupSettings, Settings
 from taskmanager_api.core.db import create_engine
+from taskmanager_api.core.state_store import StoreUnavailableError
 
 logger = logging.getLogger("taskmanager_api.backup")
 
@@ -189,6 +190,27 @@ async def create(location: str, settings: Settings, backup: BackupSettings) -> d
     }
 
 
+async def _flush_cache(settings: Settings) -> str:
+    """The API's read cache emptied after a restore: a cached object carries the version it had
+    before, newer than the restored row's, and would otherwise be served until it expires.
+    Revocations and rate limits stay. The restore already succeeded: a Redis that cannot be
+    reached is said in the result, not a failure."""
+    if settings.redis_url is None:
+        return "none: no Redis configured"
+    # Imported here: the app's module pulls in FastAPI, which no other operation needs.
+    from taskmanager_api.main import create_store  # noqa: PLC0415
+
+    store = create_store(settings)
+    try:
+        flushed = await store.flush_cache()
+    except StoreUnavailableError as error:
+        logger.warning("the read cache could not be flushed: %s", error)
+        return f"failed ({error}): cached objects may be stale until they expire"
+    finally:
+        await store.aclose()
+    return f"{flushed} cached objects dropped"
+
+
 async def _check_reachable(settings: Settings) -> None:
     engine = create_engine(settings)
     try:
@@ -237,6 +259,7 @@ async def restore(
             f"(the database stays at that revision): {error}",
         ) from error
     return {
+        "cacheFlush": await _flush_cache(settings),
         "location": location,
         "sha256": manifest.sha256,
         "schemaRevision": manifest.schema_revision,

@@ -149,6 +149,7 @@ class Store(Protocol):
     async def cache_get(self, key: str) -> CacheEntry: ...
     async def cache_put(self, key: str, version: int, value: bytes, ttl_ms: int) -> None: ...
     async def cache_tombstone(self, key: str, ttl_ms: int) -> None: ...
+    async def flush_cache(self) -> int: ...
 
 
 def _decode_cached(raw: bytes | None) -> CacheEntry:
@@ -156,6 +157,10 @@ def _decode_cached(raw: bytes | None) -> CacheEntry:
         return raw
     version, _, value = raw.partition(b":")
     return Cached(int(version), value)
+
+
+# Keys unlinked per round trip when the cache is flushed.
+FLUSH_BATCH = 500
 
 
 class RedisStore:
@@ -291,6 +296,26 @@ class RedisStore:
     async def cache_tombstone(self, key: str, ttl_ms: int) -> None:
         await self._run(self._client.set(self._k("cache", key), TOMBSTONE, px=ttl_ms))
 
+    async def flush_cache(self) -> int:
+        """Drop every cached object (after a restore, whose rows may carry older versions than
+        the cache, which would otherwise win); revocations and rate limits stay. Returns how
+        many keys went."""
+
+        async def flush() -> int:
+            flushed = 0
+            batch: list[bytes] = []
+            async for key in self._client.scan_iter(match=self._k("cache", "*"), count=1000):
+                batch.append(key)
+                if len(batch) >= FLUSH_BATCH:
+                    flushed += await self._client.unlink(*batch)
+                    batch.clear()
+            if batch:
+                flushed += await self._client.unlink(*batch)
+            return flushed
+
+        result: int = await self._run(flush())
+        return result
+
 
 class MemoryStore:
     """The single-process fallback: same semantics as RedisStore, nothing shared."""
@@ -402,3 +427,9 @@ class MemoryStore:
 
     async def cache_tombstone(self, key: str, ttl_ms: int) -> None:
         self._set("cache:" + key, TOMBSTONE, ttl_ms)
+
+    async def flush_cache(self) -> int:
+        cached = [key for key in self._data if key.startswith("cache:")]
+        for key in cached:
+            del self._data[key]
+        return len(cached)
