@@ -160,8 +160,6 @@ class TaskManagerRestoreStatus(Model):
     """The checksum the restored dump was checked against."""
     pre_restore_backup: str | None = None
     """The TaskManagerBackup taken of the data the restore replaced."""
-    replicas_to_restore: int | None = None
-    """The API pods to bring back once the data is restored."""
     start_time: str | None = None
     """When the restore started."""
     completion_time: str | None = None
