@@ -104,6 +104,10 @@ bench-api: install ## Benchmark the API against bare Starlette+asyncpg (BEFORE=<
 	  { echo "error: hey is needed (Debian: apt-get install -y hey)" >&2; exit 1; }
 	$(PY) -m bench.run $(if $(BEFORE),--before $(BEFORE)) $(if $(PAIRS),--pairs $(PAIRS))
 
+.PHONY: bench-backup
+bench-backup: install ## Benchmark backup create/restore against plain pg_dump/pg_restore, and the RTO (TASKS=n, PAIRS=n); writes docs/benchmarks.md.
+	$(PY) -m bench.backup $(if $(TASKS),--tasks $(TASKS)) $(if $(PAIRS),--pairs $(PAIRS))
+
 ##@ Generated files
 .PHONY: manifests
 manifests: $(VENV)/.installed ## Generate the CRD in crds/ from the pydantic models, the chart's copy and its README's values.
