@@ -22,11 +22,9 @@ from typing import Any, Protocol
 
 from taskmanager_operator import metrics
 from taskmanager_operator.api.backups import (
-    BACKUP_KIND,
     BACKUP_PLURAL,
     RESTORE_PLURAL,
 )
-from taskmanager_operator.api.v1alpha1 import GROUP, VERSION
 from taskmanager_operator.backups.lifecycle import (
     POLL_SECONDS,
     TERMINAL,
@@ -36,7 +34,7 @@ from taskmanager_operator.backups.lifecycle import (
     now_text,
     taskmanager_key,
 )
-from taskmanager_operator.builders.backup import backup_job_name
+from taskmanager_operator.builders.backup import backup_job_name, build_backup_record
 from taskmanager_operator.builders.common import API, api_name, selector_labels
 from taskmanager_operator.k8s import ApplyRefusedError, Object
 from taskmanager_operator.resource import TaskManager
@@ -150,14 +148,7 @@ class RestoreLifecycle:
     def _back_up(self, body: Mapping[str, Any], tm: TaskManager, _: Object) -> float | None:
         name = body["status"]["preRestoreBackup"]
         self.kube.create_ours(
-            BACKUP_PLURAL,
-            tm.namespace,
-            {
-                "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": BACKUP_KIND,
-                "metadata": {"name": name, "namespace": tm.namespace},
-                "spec": {"taskManager": tm.name, "type": "PreRestore"},
-            },
+            BACKUP_PLURAL, tm.namespace, build_backup_record(tm, name, "PreRestore")
         )
         backup = self.kube.get_ours(BACKUP_PLURAL, tm.namespace, name) or {}
         phase = (backup.get("status") or {}).get("phase")

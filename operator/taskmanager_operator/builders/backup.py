@@ -16,6 +16,8 @@ import hashlib
 from typing import Any, Literal
 
 from taskmanager_api.core.config import TERMINATION_LOG_VARIABLE, backup_env_name
+from taskmanager_operator.api.backups import BACKUP_KIND
+from taskmanager_operator.api.v1alpha1 import GROUP, VERSION
 from taskmanager_operator.builders.api import api_container, pod_security_context, pod_volumes
 from taskmanager_operator.builders.common import (
     BACKUP,
@@ -45,6 +47,30 @@ JOB_TTL_SECONDS = 86400
 # The annotation naming the TaskManagerBackup (or TaskManagerRestore) a Job works for.
 BACKUP_ANNOTATION = "taskmanager.dev/backup"
 ACTION_LABEL = "taskmanager.dev/backup-action"
+
+
+# On every TaskManagerBackup the operator makes: `kubectl get tmb -l taskmanager.dev/taskmanager=X`.
+TASKMANAGER_LABEL = "taskmanager.dev/taskmanager"
+
+
+def build_backup_record(
+    tm: TaskManager, name: str, backup_type: str, annotations: dict[str, str] | None = None
+) -> Manifest:
+    """A TaskManagerBackup the operator makes (scheduled, before an upgrade, a restore, or a
+    deletion): no ownerReference, so it outlives its TaskManager."""
+    metadata: dict[str, Any] = {
+        "name": name,
+        "namespace": tm.namespace,
+        "labels": {TASKMANAGER_LABEL: tm.name},
+    }
+    if annotations:
+        metadata["annotations"] = annotations
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": BACKUP_KIND,
+        "metadata": metadata,
+        "spec": {"taskManager": tm.name, "type": backup_type},
+    }
 
 
 def backup_claim_name(tm: TaskManager) -> str:

@@ -18,8 +18,7 @@ from typing import Any, Protocol
 from kubernetes.client.exceptions import ApiException
 
 from taskmanager_operator import status as st
-from taskmanager_operator.api.backups import BACKUP_KIND, BACKUP_PLURAL
-from taskmanager_operator.api.v1alpha1 import GROUP, VERSION
+from taskmanager_operator.api.backups import BACKUP_PLURAL
 from taskmanager_operator.backups.lifecycle import VERIFY_ANNOTATION
 from taskmanager_operator.backups.retention import StoredBackup, expired, ttl_expired
 from taskmanager_operator.backups.schedule import (
@@ -28,12 +27,12 @@ from taskmanager_operator.backups.schedule import (
     next_slot,
     scheduled_backup_name,
 )
+from taskmanager_operator.builders.backup import build_backup_record
 from taskmanager_operator.k8s import Object, api_message
 from taskmanager_operator.reconcile.outcome import Event
 from taskmanager_operator.resource import TaskManager
 
 SLOT_ANNOTATION = "taskmanager.dev/slot"
-TASKMANAGER_LABEL = "taskmanager.dev/taskmanager"
 
 
 class PreUpgradeApi(Protocol):
@@ -95,17 +94,8 @@ def _reference(body: Object) -> dict[str, Any]:
 
 
 def scheduled_backup(tm: TaskManager, slot: datetime) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": BACKUP_KIND,
-        "metadata": {
-            "name": scheduled_backup_name(tm.name, slot),
-            "namespace": tm.namespace,
-            "labels": {TASKMANAGER_LABEL: tm.name},
-            "annotations": {SLOT_ANNOTATION: slot.strftime("%Y-%m-%dT%H:%M:%SZ")},
-        },
-        "spec": {"taskManager": tm.name, "type": "Scheduled"},
-    }
+    name = scheduled_backup_name(tm.name, slot)
+    return build_backup_record(tm, name, "Scheduled", {SLOT_ANNOTATION: _z(slot)})
 
 
 def observe_backups(
@@ -299,17 +289,7 @@ def pre_upgrade_backup(kube: PreUpgradeApi, tm: TaskManager, image: str) -> PreU
     name = pre_upgrade_backup_name(tm, image)
     found = kube.get_ours(BACKUP_PLURAL, tm.namespace, name)
     if found is None:
-        manifest = {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": BACKUP_KIND,
-            "metadata": {
-                "name": name,
-                "namespace": tm.namespace,
-                "labels": {TASKMANAGER_LABEL: tm.name},
-            },
-            "spec": {"taskManager": tm.name, "type": "PreUpgrade"},
-        }
-        kube.create_ours(BACKUP_PLURAL, tm.namespace, manifest)
+        kube.create_ours(BACKUP_PLURAL, tm.namespace, build_backup_record(tm, name, "PreUpgrade"))
     phase = ((found or {}).get("status") or {}).get("phase")
     if phase == "Completed" or (phase == "Failed" and backup.before_upgrade == "BestEffort"):
         return PreUpgrade(proceed=True)
@@ -362,17 +342,8 @@ def final_backup(
     try:
         found = kube.get_ours(BACKUP_PLURAL, tm.namespace, name)
         if found is None:
-            manifest = {
-                "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": BACKUP_KIND,
-                "metadata": {
-                    "name": name,
-                    "namespace": tm.namespace,
-                    "labels": {TASKMANAGER_LABEL: tm.name},
-                },
-                "spec": {"taskManager": tm.name, "type": "Final"},
-            }
-            kube.create_ours(BACKUP_PLURAL, tm.namespace, manifest)
+            record = build_backup_record(tm, name, "Final")
+            kube.create_ours(BACKUP_PLURAL, tm.namespace, record)
             message = f"Taking backup {name} before {tm.name} and its database are deleted"
             return FinalBackup(done=False, events=[Event("Normal", "FinalBackup", message)])
     except ApiException as error:
