@@ -49,6 +49,7 @@ from bench.backup_report import (  # noqa: E402
     render,
     write_doc,
 )
+from bench.servers import git  # noqa: E402
 from tests.support.services import PostgresServer, run_postgres  # noqa: E402
 
 RESULTS = ROOT / ".local" / "bench-backup-results.json"
@@ -356,16 +357,6 @@ class Bench:
         for index in range(1, self.args.pairs):
             shutil.rmtree(self.workdir / "backups" / f"ours-{index}")
         return samples + self.rounds({OURS: self.restore_ours, PLAIN: self.restore_plain})
-
-
-def git(*args: str) -> str:
-    return subprocess.run(  # noqa: S603 - a fixed argv, no shell
-        ["git", *args],  # noqa: S607 - git from PATH, like the developer's shell
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
 
 
 def revision() -> str:

@@ -9,11 +9,10 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from bench import report
 from bench.load import Spread
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- backup-results:begin -->", "<!-- backup-results:end -->"
 OURS, PLAIN = "ours", "plain"
 BACKUP, RESTORE = "backup", "restore"
@@ -217,8 +216,4 @@ def render(samples: Sequence[Sample], run: Run) -> str:
 
 def write_doc(section: str) -> None:
     """Replaces what lies between the backup results markers of docs/benchmarks.md."""
-    if not DOC.exists() or BEGIN not in DOC.read_text():
-        return
-    head, _, rest = DOC.read_text().partition(BEGIN)
-    _, _, tail = rest.partition(END)
-    DOC.write_text(f"{head}{BEGIN}\n{section}\n{END}{tail}")
+    report.write_doc(section, BEGIN, END)

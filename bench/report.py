@@ -196,10 +196,11 @@ def render(results: Sequence[Measurement], run: Run) -> str:
     )
 
 
-def write_doc(section: str) -> None:
-    """Replaces what lies between the results markers of docs/benchmarks.md."""
-    if not DOC.exists() or BEGIN not in DOC.read_text():
+def write_doc(section: str, begin: str = BEGIN, end: str = END) -> None:
+    """Replaces what lies between a pair of results markers of docs/benchmarks.md (the API's,
+    unless others are given)."""
+    if not DOC.exists() or begin not in DOC.read_text():
         return
-    head, _, rest = DOC.read_text().partition(BEGIN)
-    _, _, tail = rest.partition(END)
-    DOC.write_text(f"{head}{BEGIN}\n{section}\n{END}{tail}")
+    head, _, rest = DOC.read_text().partition(begin)
+    _, _, tail = rest.partition(end)
+    DOC.write_text(f"{head}{begin}\n{section}\n{end}{tail}")
