@@ -147,10 +147,11 @@ class RestoreLifecycle:
 
     def _back_up(self, body: Mapping[str, Any], tm: TaskManager, _: Object) -> float | None:
         name = body["status"]["preRestoreBackup"]
-        self.kube.create_ours(
-            BACKUP_PLURAL, tm.namespace, build_backup_record(tm, name, "PreRestore")
-        )
-        backup = self.kube.get_ours(BACKUP_PLURAL, tm.namespace, name) or {}
+        backup = self.kube.get_ours(BACKUP_PLURAL, tm.namespace, name)
+        if backup is None:
+            record = build_backup_record(tm, name, "PreRestore")
+            self.kube.create_ours(BACKUP_PLURAL, tm.namespace, record)
+            return POLL_SECONDS
         phase = (backup.get("status") or {}).get("phase")
         if phase == "Failed":
             return self._fail(
