@@ -88,6 +88,8 @@ write_config() {
     done
     printf -- '---\n'
     cat "$here/kwok/stage-image-fails.yaml"
+    printf -- '---\n'
+    cat "$here/kwok/stage-backup-result.yaml"
   } > "$local_dir/kwokctl.yaml"
 }
 

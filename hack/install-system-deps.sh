@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests run for real: PostgreSQL and Redis servers, Prometheus
-# (prometheus and promtool), and what the local cluster's real node runs on (containerd, runc, the
-# CNI plugins, conntrack, socat, nftables; hack/node.sh). The tests and the node start their own
-# instances; the packages' own services are not used.
+# (prometheus and promtool), libfaketime (the cluster tests move the operator's clock with it),
+# and what the local cluster's real node runs on (containerd, runc, the CNI plugins, conntrack,
+# socat, nftables; hack/node.sh). The tests and the node start their own instances; the
+# packages' own services are not used.
 set -euo pipefail
 
 missing=()
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 { command -v promtool && command -v prometheus; } >/dev/null 2>&1 || missing+=(prometheus)
+# libfaketime: the cluster tests run the operator with its wall clock moved (backup schedules).
+compgen -G '/usr/lib/*/faketime/libfaketimeMT.so.1' >/dev/null || missing+=(faketime)
 # The real node's; REAL_NODE=0 (the kwok-only cluster) does without them.
 if [ "${REAL_NODE:-1}" != 0 ]; then
   for command_package in containerd:containerd runc:runc conntrack:conntrack socat:socat nft:nftables \

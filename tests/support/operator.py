@@ -47,6 +47,33 @@ class OperatorProcess:
         return 0.0
 
 
+# libfaketime (Debian: faketime), the multithreaded build: the operator runs threads.
+FAKETIME_LIBRARIES = "*/faketime/libfaketimeMT.so.1"
+# Its sitecustomize works around libfaketime's time.sleep (see there).
+FAKETIME_SITE = Path(__file__).parent / "faketime_site"
+
+
+def clock_ahead(seconds: float) -> dict[str, str]:
+    """The environment that runs a process with its wall clock `seconds` ahead of the real one,
+    ticking at the real pace: how a test moves the operator's clock (a schedule's slot comes in
+    seconds, days pass between two runs). The monotonic clock stays real, so timeouts, sleeps
+    and the asyncio loop behave as they would; the API server's clock is never touched."""
+    found = sorted(Path("/usr/lib").glob(FAKETIME_LIBRARIES))
+    if not found:
+        raise AssertionError(
+            f"libfaketime is not installed (no /usr/lib/{FAKETIME_LIBRARIES}): the tests move the "
+            "operator's clock with it; install it with `apt-get install faketime` "
+            "(hack/install-system-deps.sh, which `make test` runs, does)"
+        )
+    path = [str(FAKETIME_SITE), *filter(None, [os.environ.get("PYTHONPATH")])]
+    return {
+        "PYTHONPATH": os.pathsep.join(path),
+        "LD_PRELOAD": str(found[0]),
+        "FAKETIME": f"{seconds:+.0f}",
+        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+    }
+
+
 @contextmanager
 def run_operator(
     kubeconfig: Path, *args: str, env: dict[str, str] | None = None
