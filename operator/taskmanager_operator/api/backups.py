@@ -44,7 +44,6 @@ RestorePhase = Literal[
     "BackingUp",
     "Quiescing",
     "Restoring",
-    "Migrating",
     "Resuming",
     "Completed",
     "Failed",
@@ -152,8 +151,10 @@ class TaskManagerRestoreStatus(Model):
 
     phase: RestorePhase | None = None
     """The step the restore is at: Validating, BackingUp (the PreRestore backup), Quiescing
-    (the API at 0 pods), Restoring, Migrating, Resuming (the API back to its replicas), then
-    Completed or Failed."""
+    (the API at 0 pods), Restoring (the restore Job replaces the data and migrates it to the
+    app's schema), Resuming (the API back to its replicas), then Completed or Failed."""
+    replicas: int | None = Field(default=None, ge=0)
+    """The API's replica count the restore brings back (the TaskManager's spec.replicas)."""
     location: str | None = None
     """Where the restored backup's data is."""
     sha256: str | None = Field(default=None, pattern=SHA256_PATTERN)

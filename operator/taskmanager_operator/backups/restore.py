@@ -107,6 +107,7 @@ class RestoreLifecycle:
                 "location": source["location"],
                 "sha256": source["sha256"],
                 "preRestoreBackup": pre_restore_backup_name(body["metadata"]["name"]),
+                "replicas": tm.spec.replicas,
             },
         )
         return 0.0
