@@ -42,13 +42,15 @@ def kubeconfig() -> Path:
 
 
 @contextmanager
-def operators(namespace: str, clock: float, replicas: int = 1) -> Iterator[list[OperatorProcess]]:
+def operators(
+    namespace: str, clock: float | None, replicas: int = 1
+) -> Iterator[list[OperatorProcess]]:
     """`replicas` operators for one namespace only (its own Lease there), each with its wall
-    clock `clock` seconds ahead of the real one."""
+    clock `clock` seconds ahead of the real one (None: the real clock)."""
     env = {
         **ELECTION,
         "TASKMANAGER_OPERATOR_LEADER_ELECTION_NAMESPACE": namespace,
-        **clock_ahead(clock),
+        **(clock_ahead(clock) if clock is not None else {}),
     }
     with ExitStack() as stack:
         started = [

@@ -14,6 +14,7 @@ from kubernetes import client, config
 from kubernetes.client import ApiClient
 from kubernetes.dynamic import DynamicClient
 
+from taskmanager_operator.api.backups import BACKUP_PLURAL, RESTORE_PLURAL
 from taskmanager_operator.api.crd import KINDS
 from taskmanager_operator.api.v1alpha1 import GROUP, PLURAL, VERSION
 from tests.support.operator import OperatorProcess, run_operator
@@ -152,3 +153,25 @@ def wait_until_reconciling(api_client: ApiClient, operator: OperatorProcess) -> 
             )
         except AssertionError as error:
             raise AssertionError(f"{error}\noperator log:\n{operator.log_tail()}") from None
+
+
+@pytest.fixture
+def backup_namespace(api_client: ApiClient) -> Iterator[str]:
+    """A namespace for one test's own operators. Afterwards its TaskManagers, backups and
+    restores lose their finalizers, which no operator runs to release any more, so the
+    namespace can go."""
+    with fresh_namespace(api_client, "bk-") as namespace:
+        yield namespace
+        custom = client.CustomObjectsApi(api_client)
+        for plural in (PLURAL, BACKUP_PLURAL, RESTORE_PLURAL):
+            for body in custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural)[
+                "items"
+            ]:
+                custom.patch_namespaced_custom_object(
+                    GROUP,
+                    VERSION,
+                    namespace,
+                    plural,
+                    body["metadata"]["name"],
+                    {"metadata": {"finalizers": None}},
+                )

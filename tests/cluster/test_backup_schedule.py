@@ -9,20 +9,16 @@ with their clocks, act in them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from kubernetes import client
 from kubernetes.client import ApiClient
 
-from taskmanager_operator.api.backups import BACKUP_KIND, BACKUP_PLURAL, RESTORE_PLURAL
-from taskmanager_operator.api.v1alpha1 import GROUP, PLURAL, VERSION
+from taskmanager_operator.api.backups import BACKUP_KIND, BACKUP_PLURAL
 from taskmanager_operator.backups.schedule import scheduled_backup_name
 from taskmanager_operator.builders.backup import TASKMANAGER_LABEL
 from tests.cluster.backup_jobs import RESULT_ANNOTATION, BackupJobs, failed_line, operators
-from tests.cluster.conftest import fresh_namespace
 from tests.cluster.test_operator import TaskManagers
 from tests.support.operator import OperatorProcess
 from tests.support.wait import wait_until
@@ -31,28 +27,6 @@ pytestmark = pytest.mark.usefixtures("taskmanager_crd")
 NAME = "nightly"
 SCHEDULE = "17 4 * * *"  # 04:17 UTC daily
 DAY = timedelta(days=1)
-
-
-@pytest.fixture
-def backup_namespace(api_client: ApiClient) -> Iterator[str]:
-    """A namespace for one test's own operators. Afterwards its TaskManagers, backups and
-    restores lose their finalizers, which no operator runs to release any more, so the
-    namespace can go."""
-    with fresh_namespace(api_client, "bk-") as namespace:
-        yield namespace
-        custom = client.CustomObjectsApi(api_client)
-        for plural in (PLURAL, BACKUP_PLURAL, RESTORE_PLURAL):
-            for body in custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural)[
-                "items"
-            ]:
-                custom.patch_namespaced_custom_object(
-                    GROUP,
-                    VERSION,
-                    namespace,
-                    plural,
-                    body["metadata"]["name"],
-                    {"metadata": {"finalizers": None}},
-                )
 
 
 def parse(text: str) -> datetime:
