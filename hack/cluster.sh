@@ -7,6 +7,9 @@
 # Usage: hack/cluster.sh up|down|status
 #   REAL_NODE=0 starts the kwok-only cluster (nothing really runs); the default needs root and
 #   containerd, and says what is missing when they are not there.
+#   Its size, for benchmarks (the defaults are what the tests expect; `up` applies them when it
+#   creates the cluster): KWOK_NODES simulated nodes (2), KWOK_NODE_PODS pods each (110),
+#   CLUSTER_VOLUMES PersistentVolumes (100).
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -103,13 +106,16 @@ api_ready() {
 
 # Nodes that metrics-server can scrape: kwok serves every node's resource metrics on its one port,
 # under a path per node (the annotation tells metrics-server which), so each node's address is the
-# loopback kwok listens on. The two nodes sit in two zones, so topology spread has somewhere to go.
+# loopback kwok listens on. The nodes alternate between two zones, so topology spread has somewhere
+# to go.
 # They have ephemeral storage: a pod that requests some (every pod the operator makes) fits only
 # on a node that reports it.
 kwok_node_storage=100Gi
+kwok_nodes=${KWOK_NODES:-2}
+kwok_node_pods=${KWOK_NODE_PODS:-110}
 create_nodes() {
   local i
-  for i in 0 1; do
+  for i in $(seq 0 $((kwok_nodes - 1))); do
     cat <<YAML
 ---
 apiVersion: v1
@@ -125,13 +131,13 @@ metadata:
     kubernetes.io/arch: amd64
     kubernetes.io/role: agent
     node-role.kubernetes.io/agent: ""
-    topology.kubernetes.io/zone: zone-$i
+    topology.kubernetes.io/zone: zone-$((i % 2))
     type: kwok
 spec: {}
 status:
   addresses: [{type: InternalIP, address: 127.0.0.1}]
-  allocatable: {cpu: "32", memory: 256Gi, ephemeral-storage: $kwok_node_storage, pods: "110"}
-  capacity: {cpu: "32", memory: 256Gi, ephemeral-storage: $kwok_node_storage, pods: "110"}
+  allocatable: {cpu: "32", memory: 256Gi, ephemeral-storage: $kwok_node_storage, pods: "$kwok_node_pods"}
+  capacity: {cpu: "32", memory: 256Gi, ephemeral-storage: $kwok_node_storage, pods: "$kwok_node_pods"}
 YAML
   done | kubectl --kubeconfig "$kubeconfig" apply -f - >/dev/null
 }
@@ -139,9 +145,9 @@ YAML
 # A cluster made before the simulated nodes had ephemeral storage gets it (kwok keeps what the
 # node's status says).
 add_node_storage() {
-  local i storage="{\"ephemeral-storage\": \"$kwok_node_storage\"}"
-  for i in 0 1; do
-    kubectl --kubeconfig "$kubeconfig" patch node "kwok-node-$i" --subresource=status --type=merge \
+  local node storage="{\"ephemeral-storage\": \"$kwok_node_storage\"}"
+  for node in $(kubectl --kubeconfig "$kubeconfig" get nodes --selector=type=kwok -o name); do
+    kubectl --kubeconfig "$kubeconfig" patch "$node" --subresource=status --type=merge \
       -p "{\"status\": {\"allocatable\": $storage, \"capacity\": $storage}}" >/dev/null
   done
 }
@@ -251,7 +257,7 @@ up() {
   create_nodes
   create_volumes
   wait_for "nodes to be Ready" 60 kubectl --kubeconfig "$kubeconfig" wait --for=condition=Ready \
-    node/kwok-node-0 node/kwok-node-1 --timeout=5s
+    node --selector=type=kwok --timeout=5s
   # metrics-server reports a node only once pods on it use something, so readiness here is the
   # aggregated metrics API being available; the tests prove the scrape itself.
   wait_for "metrics.k8s.io to be available" 90 metrics_available
