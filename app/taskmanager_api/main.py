@@ -42,12 +42,7 @@ def create_store(settings: Settings) -> Store:
             "no Redis configured: revocations, rate limits and cache are local to this process"
         )
         return MemoryStore()
-    return RedisStore.from_url(
-        settings.redis_url.get_secret_value(),
-        prefix=settings.redis_key_prefix,
-        timeout=settings.redis_timeout,
-        max_connections=settings.redis_max_connections,
-    )
+    return RedisStore.from_settings(settings)
 
 
 async def _import_legacy_revocations(services: Services) -> None:

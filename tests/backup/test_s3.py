@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +15,11 @@ import pytest
 from botocore.config import Config
 
 from taskmanager_api.backup.manifest import DUMP_NAME, MANIFEST_NAME
-from taskmanager_api.core.config import S3_ACCESS_KEY_ID_FILE, S3_SECRET_ACCESS_KEY_FILE
+from taskmanager_api.core.config import (
+    S3_ACCESS_KEY_ID_FILE,
+    S3_SECRET_ACCESS_KEY_FILE,
+    backup_env_name,
+)
 from tests.backup.conftest import (
     Database,
     contents,
@@ -25,11 +31,16 @@ from tests.backup.conftest import (
     succeeded,
 )
 from tests.support.s3 import S3Server
+from tests.support.services import free_port
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 pytestmark = pytest.mark.postgres
+
+# The start-up and a few refused connections take about 1.5 s on 2 cores: a retry loop that
+# backs off for long does not fit.
+UNREACHABLE_BOUND_SECONDS = 10
 
 
 @pytest.fixture
@@ -53,6 +64,11 @@ def client(server: S3Server) -> S3Client:
 def keys(server: S3Server, bucket: str) -> list[str]:
     listing = client(server).list_objects_v2(Bucket=bucket)
     return sorted(item["Key"] for item in listing.get("Contents", []))
+
+
+def object_sha256(server: S3Server, bucket: str, key: str) -> str:
+    body = client(server).get_object(Bucket=bucket, Key=key)["Body"].read()
+    return hashlib.sha256(body).hexdigest()
 
 
 def s3_environment(tmp_path: Path, database: Database, server: S3Server) -> dict[str, str]:
@@ -130,3 +146,30 @@ def test_wrong_credentials_fail_as_storage_errors(
     failed(outcome, "StorageFailed")
     assert s3_server.secret_key not in outcome.stdout + outcome.stderr
     assert keys(s3_server, bucket) == []
+
+
+def test_an_unreachable_endpoint_fails_soon_saying_so_and_older_backups_stay(
+    database: Database, s3_server: S3Server, bucket: str, tmp_path: Path
+) -> None:
+    env = s3_environment(tmp_path, database, s3_server)
+    older = f"s3://{bucket}/older"
+    created = succeeded(run_backup(env, "create", "--to", older))
+    stored = {key: object_sha256(s3_server, bucket, key) for key in keys(s3_server, bucket)}
+
+    # A port of the loopback address nothing listens on: every connection is refused.
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    unreachable = env | {backup_env_name("s3_endpoint"): endpoint}
+    started = time.monotonic()
+    outcome = run_backup(unreachable, "create", "--to", f"s3://{bucket}/newer")
+    elapsed = time.monotonic() - started
+    line = failed(outcome, "StorageFailed")
+    assert (
+        f"the object store at {endpoint} ({backup_env_name('s3_endpoint')}) cannot be reached"
+        in (line["message"])
+    ), line
+    # A refused connection is not worth waiting for: a few attempts, a few tens of ms apart.
+    assert elapsed < UNREACHABLE_BOUND_SECONDS, f"{elapsed:.1f} s"
+
+    assert {key: object_sha256(s3_server, bucket, key) for key in keys(s3_server, bucket)} == stored
+    verified = succeeded(run_backup(env, "verify", "--from", older))
+    assert verified["rowCounts"] == created["rowCounts"]

@@ -11,106 +11,41 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import secrets
-import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool
-
 from taskmanager_api import __version__
-from taskmanager_api.backup import postgres
+from taskmanager_api.backup import database, postgres
 from taskmanager_api.backup.errors import BackupError, Reason
 from taskmanager_api.backup.manifest import DUMP_NAME, FORMAT_VERSION, MANIFEST_NAME, Manifest
+from taskmanager_api.backup.postgres import ConnectionParameters
 from taskmanager_api.backup.storage import Storage, open_storage
-from taskmanager_api.core import migrate
+from taskmanager_api.core import schema_revisions
 from taskmanager_api.core.config import BackupSettings, Settings
-from taskmanager_api.core.db import create_engine
-from taskmanager_api.core.state_store import StoreUnavailableError
 
 logger = logging.getLogger("taskmanager_api.backup")
 
-# The tables pg_dump dumps the rows of: every user table, not those an extension owns.
-_TABLES = sa.text(
-    r"""
-    SELECT n.nspname, c.relname
-    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE c.relkind IN ('r', 'p') AND n.nspname <> 'information_schema'
-      AND n.nspname NOT LIKE 'pg\_%'
-      AND NOT EXISTS (
-          SELECT FROM pg_depend d
-          WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
-    ORDER BY 1, 2
-    """
-)
 
-
-def _postgres_url(settings: Settings) -> str:
+def _parameters(settings: Settings) -> ConnectionParameters:
     if settings.database_url is None or settings.is_sqlite:
         raise BackupError(
             Reason.UNSUPPORTED_DATABASE,
-            "backups need PostgreSQL: TASKMANAGER_DATABASE_URL is unset or not PostgreSQL",
+            f"backups need PostgreSQL: {postgres.DATABASE_URL_VARIABLE} is unset or not PostgreSQL",
         )
-    return settings.sqlalchemy_url
+    return ConnectionParameters.from_url(settings.sqlalchemy_url)
 
 
 def _elapsed(started: float) -> float:
     return round(time.monotonic() - started, 3)
 
 
-@contextlib.asynccontextmanager
-async def _connected(engine: AsyncEngine, **options: Any) -> AsyncIterator[AsyncConnection]:
-    try:
-        connection = await engine.connect()
-    except (OSError, SQLAlchemyError) as error:
-        raise BackupError(
-            Reason.DATABASE_UNAVAILABLE, f"cannot connect to the database: {error}"
-        ) from error
-    try:
-        if options:
-            await connection.execution_options(**options)
-        yield connection
-    except SQLAlchemyError as error:
-        raise BackupError(Reason.DATABASE_ERROR, f"the database refused: {error}") from error
-    finally:
-        await connection.close()
-
-
-async def _server_version(connection: AsyncConnection) -> tuple[str, int]:
-    text = await connection.scalar(sa.text("SHOW server_version"))
-    number = await connection.scalar(sa.text("SHOW server_version_num"))
-    return str(text), int(str(number))
-
-
-async def read_state(connection: AsyncConnection) -> tuple[str | None, dict[str, int]]:
-    """The Alembic revision and every table's row count, as the transaction sees them."""
-    revision = await connection.run_sync(migrate.current_revision)
-    counts: dict[str, int] = {}
-    for schema, name in (await connection.execute(_TABLES)).all():
-        table = sa.table(name, schema=schema)
-        counts[f"{schema}.{name}"] = int(
-            await connection.scalar(sa.select(sa.func.count()).select_from(table)) or 0
-        )
-    return revision, counts
-
-
 def _digest(path: Path) -> tuple[int, str]:
     with path.open("rb") as reader:
         digest = hashlib.file_digest(reader, "sha256")
     return path.stat().st_size, digest.hexdigest()
-
-
-@contextlib.contextmanager
-def _scratch(settings: BackupSettings) -> Iterator[Path]:
-    with tempfile.TemporaryDirectory(dir=settings.work_dir, prefix="taskmanager-backup-") as path:
-        yield Path(path)
 
 
 def _read_manifest(storage: Storage) -> Manifest:
@@ -133,58 +68,93 @@ def _check_archive(archive: Path, manifest: Manifest) -> None:
         )
 
 
+@dataclass(frozen=True)
+class _Snapshot:
+    """What the database held when the dump was taken, as the manifest records it."""
+
+    revision: str | None
+    row_counts: dict[str, int]
+    server_version: str
+
+
+async def _dump(
+    parameters: ConnectionParameters, client: postgres.ClientVersion, archive: Path
+) -> _Snapshot:
+    """pg_dump into `archive`, and the revision and row counts of the same snapshot."""
+    async with database.connected(parameters) as connection:
+        # One snapshot for everything: the counts and revision in the manifest describe exactly
+        # the rows in the dump, however busy the database is meanwhile.
+        transaction = connection.transaction(isolation="repeatable_read", readonly=True)
+        await transaction.start()
+        server_version, server_version_num = await database.server_version(connection)
+        postgres.check_client_supports(client, server_version_num)
+        snapshot = str(await connection.fetchval("SELECT pg_export_snapshot()"))
+        # The snapshot lives as long as this transaction: pg_dump runs inside it, and the rows
+        # are counted in it meanwhile, rather than before pg_dump starts.
+        dumping = asyncio.create_task(
+            postgres.dump(archive, snapshot, parameters.libpq_environment())
+        )
+        try:
+            revision, row_counts = await database.read_state(connection)
+            await dumping
+        finally:
+            if not dumping.done():
+                dumping.cancel()  # which stops pg_dump
+                with contextlib.suppress(asyncio.CancelledError):
+                    await dumping
+        await transaction.rollback()
+    return _Snapshot(revision, row_counts, server_version)
+
+
+def _commit(storage: Storage, manifest: Manifest) -> None:
+    """The manifest, written last: it makes the dump a backup."""
+    try:
+        storage.write_bytes(MANIFEST_NAME, manifest.to_json())
+    except BackupError:
+        # A dump without its manifest is no backup, only space taken: it goes. The manifest
+        # first (it may have been stored after all, its answer lost), and the dump only once
+        # that is done, as delete() does: never a manifest without its dump.
+        with contextlib.suppress(BackupError):
+            storage.delete(MANIFEST_NAME)
+            storage.delete(manifest.dump_file)
+        raise
+
+
 async def create(location: str, settings: Settings, backup: BackupSettings) -> dict[str, Any]:
     started = time.monotonic()
-    url = _postgres_url(settings)
+    parameters = _parameters(settings)
     storage = open_storage(location, backup)
     if storage.exists(MANIFEST_NAME):
         raise BackupError(
             Reason.BACKUP_EXISTS, f"{location} already holds a backup: delete it or pick another"
         )
-    environment = postgres.libpq_environment(url)
-    client = await postgres.client_version(environment)
-    engine = create_engine(settings)
-    try:
-        with _scratch(backup) as scratch:
-            archive = scratch / DUMP_NAME
-            # One snapshot for everything: the counts and revision in the manifest describe
-            # exactly the rows in the dump, however busy the database is meanwhile.
-            async with _connected(
-                engine, isolation_level="REPEATABLE READ", postgresql_readonly=True
-            ) as connection:
-                server_version, server_version_num = await _server_version(connection)
-                postgres.check_client_supports(client, server_version_num)
-                snapshot = str(await connection.scalar(sa.text("SELECT pg_export_snapshot()")))
-                revision, row_counts = await read_state(connection)
-                # The snapshot lives as long as this transaction: pg_dump runs inside it.
-                await postgres.dump(archive, snapshot, environment)
-                await connection.rollback()
-            size, sha256 = _digest(archive)
-            logger.info("dumped %d bytes in %.1f s; storing", size, _elapsed(started))
-            storage.upload(DUMP_NAME, archive)
-            manifest = Manifest(
-                format_version=FORMAT_VERSION,
-                created_at=datetime.now(UTC),
-                dump_file=DUMP_NAME,
-                size=size,
-                sha256=sha256,
-                app_version=__version__,
-                schema_revision=revision,
-                server_version=server_version,
-                client_version=client.text,
-                row_counts=row_counts,
-            )
-            storage.write_bytes(MANIFEST_NAME, manifest.to_json())  # last: the commit marker
-    finally:
-        await engine.dispose()
+    client = await postgres.client_version(parameters.libpq_environment())
+    # pg_dump writes where the dump stays (a file location) or where it is uploaded from (S3).
+    with storage.staged(DUMP_NAME, backup.work_dir) as archive:
+        snapshot = await _dump(parameters, client, archive)
+        size, sha256 = _digest(archive)
+        logger.info("dumped %d bytes in %.1f s; storing", size, _elapsed(started))
+    manifest = Manifest(
+        format_version=FORMAT_VERSION,
+        created_at=datetime.now(UTC),
+        dump_file=DUMP_NAME,
+        size=size,
+        sha256=sha256,
+        app_version=__version__,
+        schema_revision=snapshot.revision,
+        server_version=snapshot.server_version,
+        client_version=client.text,
+        row_counts=snapshot.row_counts,
+    )
+    _commit(storage, manifest)
     return {
         "location": location,
         "size": size,
         "sha256": sha256,
         "appVersion": __version__,
-        "schemaRevision": revision,
-        "rowCounts": row_counts,
-        "serverVersion": server_version,
+        "schemaRevision": snapshot.revision,
+        "rowCounts": snapshot.row_counts,
+        "serverVersion": snapshot.server_version,
         "clientVersion": client.text,
         "durationSeconds": _elapsed(started),
     }
@@ -197,10 +167,13 @@ async def _flush_cache(settings: Settings) -> str:
     reached is said in the result, not a failure."""
     if settings.redis_url is None:
         return "none: no Redis configured"
-    # Imported here: the app's module pulls in FastAPI, which no other operation needs.
-    from taskmanager_api.main import create_store  # noqa: PLC0415
+    # Imported here: the Redis client is for a configured cache only.
+    from taskmanager_api.core.state_store import (  # noqa: PLC0415
+        RedisStore,
+        StoreUnavailableError,
+    )
 
-    store = create_store(settings)
+    store = RedisStore.from_settings(settings)
     try:
         flushed = await store.flush_cache()
     except StoreUnavailableError as error:
@@ -211,13 +184,35 @@ async def _flush_cache(settings: Settings) -> str:
     return f"{flushed} cached objects dropped"
 
 
-async def _check_reachable(settings: Settings) -> None:
-    engine = create_engine(settings)
+async def _check_reachable(parameters: ConnectionParameters) -> None:
+    async with database.connected(parameters) as connection:
+        await connection.fetchval("SELECT 1")
+
+
+async def _migrate(
+    settings: Settings, parameters: ConnectionParameters, restored: str | None
+) -> None:
+    """Upgrade the restored database to head, unless it is there already (then Alembic, and the
+    SQLAlchemy under it, is not even imported)."""
+    head = schema_revisions.head()
     try:
-        async with _connected(engine) as connection:
-            await connection.scalar(sa.text("SELECT 1"))
-    finally:
-        await engine.dispose()
+        async with database.connected(parameters) as connection:
+            current = await database.schema_revision(connection)
+        if current == head:
+            logger.info("restored at revision %s, the head: nothing to migrate", current)
+            return
+        logger.info("restored at revision %s; migrating to %s", current, head)
+        # Alembic (and SQLAlchemy under it), for a restore that has something to migrate only.
+        from taskmanager_api.core import migrate  # noqa: PLC0415
+
+        # Alembic runs its own event loop: off this one.
+        await asyncio.to_thread(migrate.upgrade, settings)
+    except Exception as error:
+        raise BackupError(
+            Reason.MIGRATION_FAILED,
+            f"restored at revision {restored}, but the upgrade to head failed "
+            f"(the database stays at that revision): {error}",
+        ) from error
 
 
 async def restore(
@@ -228,7 +223,7 @@ async def restore(
     expected_sha256: str | None = None,
 ) -> dict[str, Any]:
     started = time.monotonic()
-    url = _postgres_url(settings)
+    parameters = _parameters(settings)
     storage = open_storage(location, backup)
     manifest = _read_manifest(storage)
     if expected_sha256 is not None and manifest.sha256 != expected_sha256:
@@ -237,55 +232,27 @@ async def restore(
             f"the backup at {location} has sha256 {manifest.sha256}, not the {expected_sha256} "
             "asked for: it is another backup (or was replaced); nothing was restored",
         )
-    if not migrate.is_known_revision(settings, manifest.schema_revision):
+    if not schema_revisions.is_known(manifest.schema_revision):
         raise BackupError(
             Reason.UNKNOWN_REVISION,
             f"the backup is at schema revision {manifest.schema_revision}, which this version "
-            f"({__version__}, head {migrate.head_revision(settings)}) does not know: restore it "
+            f"({__version__}, head {schema_revisions.head()}) does not know: restore it "
             f"with the version that made it (app {manifest.app_version}) or newer",
         )
-    with _scratch(backup) as scratch, storage.local_copy(manifest.dump_file, scratch) as archive:
+    with storage.local_copy(manifest.dump_file, backup.work_dir) as archive:
         _check_archive(archive, manifest)
-        await _check_reachable(settings)
+        await _check_reachable(parameters)
         logger.info("restoring %s (%d bytes)", location, manifest.size)
-        await postgres.restore(archive, postgres.libpq_environment(url))
-    try:
-        # Alembic runs its own event loop: off this one.
-        await asyncio.to_thread(migrate.upgrade, settings)
-    except Exception as error:
-        raise BackupError(
-            Reason.MIGRATION_FAILED,
-            f"restored at revision {manifest.schema_revision}, but the upgrade to head failed "
-            f"(the database stays at that revision): {error}",
-        ) from error
+        await postgres.restore(archive, parameters.libpq_environment())
+    await _migrate(settings, parameters, manifest.schema_revision)
     return {
         "cacheFlush": await _flush_cache(settings),
         "location": location,
         "sha256": manifest.sha256,
         "schemaRevision": manifest.schema_revision,
-        "migratedTo": migrate.head_revision(settings),
+        "migratedTo": schema_revisions.head(),
         "durationSeconds": _elapsed(started),
     }
-
-
-@contextlib.asynccontextmanager
-async def _scratch_database(url: str) -> AsyncIterator[str]:
-    """A new empty database next to the app's, dropped on the way out, however that goes."""
-    base = make_url(url)
-    name = f"{(base.database or 'taskmanager')[:40]}_verify_{secrets.token_hex(4)}"
-    admin = create_async_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    quoted = admin.dialect.identifier_preparer.quote(name)
-    try:
-        async with _connected(admin) as connection:
-            # template0: nothing but what the dump brings, whatever template1 holds here.
-            await connection.execute(sa.text(f"CREATE DATABASE {quoted} TEMPLATE template0"))
-        try:
-            yield base.set(database=name).render_as_string(hide_password=False)
-        finally:
-            async with _connected(admin) as connection:
-                await connection.execute(sa.text(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"))
-    finally:
-        await admin.dispose()
 
 
 def _mismatches(manifest: Manifest, found: dict[str, int]) -> dict[str, dict[str, int | None]]:
@@ -298,19 +265,15 @@ def _mismatches(manifest: Manifest, found: dict[str, int]) -> dict[str, dict[str
 
 async def verify(location: str, settings: Settings, backup: BackupSettings) -> dict[str, Any]:
     started = time.monotonic()
-    url = _postgres_url(settings)
+    parameters = _parameters(settings)
     storage = open_storage(location, backup)
     manifest = _read_manifest(storage)
-    with _scratch(backup) as scratch, storage.local_copy(manifest.dump_file, scratch) as archive:
+    with storage.local_copy(manifest.dump_file, backup.work_dir) as archive:
         _check_archive(archive, manifest)
-        async with _scratch_database(url) as scratch_url:
-            await postgres.restore(archive, postgres.libpq_environment(scratch_url))
-            engine = create_async_engine(scratch_url, poolclass=NullPool)
-            try:
-                async with _connected(engine) as connection:
-                    revision, row_counts = await read_state(connection)
-            finally:
-                await engine.dispose()
+        async with database.scratch_database(parameters) as scratch:
+            await postgres.restore(archive, scratch.libpq_environment())
+            async with database.connected(scratch) as connection:
+                revision, row_counts = await database.read_state(connection)
     if revision != manifest.schema_revision:
         raise BackupError(
             Reason.VERIFY_MISMATCH,

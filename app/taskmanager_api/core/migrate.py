@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from alembic.util import CommandError
 from sqlalchemy.engine import Connection
 
 from taskmanager_api.core.config import Settings
-
-MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+from taskmanager_api.core.schema_revisions import MIGRATIONS, VERSION_TABLE
 
 
 def alembic_config(settings: Settings) -> Config:
@@ -37,18 +33,6 @@ def head_revision(settings: Settings) -> str | None:
     return ScriptDirectory.from_config(alembic_config(settings)).get_current_head()
 
 
-def is_known_revision(settings: Settings, revision: str | None) -> bool:
-    """Whether this code has the revision (None: an empty database, base): a database at a
-    revision from newer code cannot be migrated, or even understood, by this one."""
-    if revision is None:
-        return True
-    try:
-        script = ScriptDirectory.from_config(alembic_config(settings)).get_revision(revision)
-    except CommandError:
-        return False
-    # Alembic also resolves a unique prefix; a stored revision is always a whole one.
-    return script is not None and script.revision == revision
-
-
 def current_revision(connection: Connection) -> str | None:
-    return MigrationContext.configure(connection).get_current_revision()
+    context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+    return context.get_current_revision()

@@ -21,12 +21,15 @@ import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import RedisError
+
+if TYPE_CHECKING:
+    from taskmanager_api.core.config import Settings
 
 TOMBSTONE = b"T"
 # Family ids are hex: the marker cannot collide with one.
@@ -184,6 +187,18 @@ class RedisStore:
             retry=Retry(RECONNECT_BACKOFF, RECONNECT_RETRIES),
         )
         return cls(client, prefix)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RedisStore:
+        """The app's Redis, as its settings configure it; settings.redis_url must be set."""
+        if settings.redis_url is None:
+            raise ValueError("no Redis configured (redis_url is unset)")
+        return cls.from_url(
+            settings.redis_url.get_secret_value(),
+            prefix=settings.redis_key_prefix,
+            timeout=settings.redis_timeout,
+            max_connections=settings.redis_max_connections,
+        )
 
     def _k(self, *parts: str) -> str:
         return self._prefix + ":".join(parts)

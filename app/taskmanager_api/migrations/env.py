@@ -9,6 +9,7 @@ from sqlalchemy.engine import Connection
 
 from taskmanager_api.core.config import Settings
 from taskmanager_api.core.db import create_engine
+from taskmanager_api.core.schema_revisions import VERSION_TABLE
 from taskmanager_api.models import Base
 
 config = context.config
@@ -19,6 +20,7 @@ def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=Base.metadata,
+        version_table=VERSION_TABLE,
         # SQLite cannot ALTER most things in place; batch mode copies the table instead.
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
@@ -39,7 +41,10 @@ async def _online() -> None:
 
 if context.is_offline_mode():
     context.configure(
-        url=settings.sqlalchemy_url, target_metadata=Base.metadata, literal_binds=True
+        url=settings.sqlalchemy_url,
+        target_metadata=Base.metadata,
+        version_table=VERSION_TABLE,
+        literal_binds=True,
     )
     with context.begin_transaction():
         context.run_migrations()
