@@ -5,9 +5,10 @@ configuration and secrets (the database URL comes from them, as for `serve`). It
 Kubernetes rights: its result is one JSON line, which the container also writes to
 /dev/termination-log, where the operator reads it from the pod's status.
 
-Storage is a PersistentVolumeClaim `<name>-backups` (mounted at /backups; the dumps are staged
-on it too, so its size is the only bound) or an S3 bucket (credentials mounted as files, the
-dump staged in an emptyDir). The claim has no ownerReference: backups outlive their TaskManager.
+Storage is a PersistentVolumeClaim `<name>-backups` (mounted at /backups; the command writes a
+dump straight into its place there, so the claim needs room for one more dump and nothing else)
+or an S3 bucket (credentials mounted as files, the dump staged in an emptyDir and uploaded).
+The claim has no ownerReference: backups outlive their TaskManager.
 """
 
 from __future__ import annotations
@@ -31,9 +32,8 @@ from taskmanager_operator.resource import TaskManager
 BackupAction = Literal["create", "verify", "restore", "delete"]
 
 BACKUPS_MOUNT = "/backups"
-# The dumps are staged here before they are stored (in a temporary directory the command
-# removes): on the claim itself, whose root exists, or in an emptyDir for S3.
-PVC_WORK_DIR = BACKUPS_MOUNT
+# Where an S3 backup stages its dump before the upload (in a temporary directory the command
+# removes): an emptyDir.
 S3_WORK_DIR = "/work"
 S3_CREDENTIALS_DIR = "/var/run/secrets/taskmanager-backup-s3"
 S3_CA_DIR = "/var/run/secrets/taskmanager-backup-ca"
@@ -125,8 +125,7 @@ def _storage_env_and_volumes(
     if s3 is None:
         mount = {"name": "backups", "mountPath": BACKUPS_MOUNT}
         claim = {"name": "backups", "persistentVolumeClaim": {"claimName": backup_claim_name(tm)}}
-        env = [{"name": backup_env_name("work_dir"), "value": PVC_WORK_DIR}]
-        return env, [mount], [claim]
+        return [], [mount], [claim]
     settings: dict[str, str] = {
         "s3_region": s3.region,
         "s3_path_style": "true" if s3.force_path_style else "false",
