@@ -34,5 +34,6 @@ fi
 export KUBECONFIG="$PWD/.local/kubeconfig"
 
 echo "== tests"
-$py -m pytest "$@"
+# The slowest tests are listed at the end: where the suite's time goes, run after run.
+$py -m pytest --durations=25 "$@"
 echo "== make test finished in $((SECONDS - start)) s"

@@ -9,10 +9,6 @@ the result from the pod, is the operator's own path, as on a real node."""
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
-from pathlib import Path
 from typing import Any
 
 from kubernetes import client
@@ -21,49 +17,12 @@ from kubernetes.client import ApiClient
 from taskmanager_operator.api.backups import BACKUP_PLURAL, RESTORE_PLURAL
 from taskmanager_operator.api.v1alpha1 import GROUP, VERSION
 from taskmanager_operator.builders.backup import ACTION_LABEL, BACKUP_ANNOTATION
-from tests.support.operator import OperatorProcess, clock_ahead, run_operator
 from tests.support.wait import wait_until
 
-REPO = Path(__file__).resolve().parents[2]
 # The annotations our kwok stage reads (hack/kwok/stage-backup-result.yaml).
 RESULT_ANNOTATION = "kwok.taskmanager.dev/result"
 EXIT_CODE_ANNOTATION = "kwok.taskmanager.dev/exit-code"
 SHA256 = "5" * 64
-# Quick leader election, so a replica taking over (or a restart) acts within seconds.
-ELECTION = {
-    "TASKMANAGER_OPERATOR_LEASE_SECONDS": "6",
-    "TASKMANAGER_OPERATOR_RENEW_SECONDS": "4",
-    "TASKMANAGER_OPERATOR_RETRY_SECONDS": "1",
-}
-
-
-def kubeconfig() -> Path:
-    return Path(os.environ.get("KUBECONFIG") or REPO / ".local" / "kubeconfig")
-
-
-@contextmanager
-def operators(
-    namespace: str, clock: float | None, replicas: int = 1
-) -> Iterator[list[OperatorProcess]]:
-    """`replicas` operators for one namespace only (its own Lease there), each with its wall
-    clock `clock` seconds ahead of the real one (None: the real clock)."""
-    env = {
-        **ELECTION,
-        "TASKMANAGER_OPERATOR_LEADER_ELECTION_NAMESPACE": namespace,
-        **(clock_ahead(clock) if clock is not None else {}),
-    }
-    with ExitStack() as stack:
-        started = [
-            stack.enter_context(run_operator(kubeconfig(), "--namespace", namespace, env=env))
-            for _ in range(replicas)
-        ]
-        try:
-            yield started
-        except Exception as error:
-            # The evidence a failure carries: what each operator said last.
-            for index, operator in enumerate(started):
-                error.add_note(f"--- operator {index} (log tail) ---\n{operator.log_tail(40)}")
-            raise
 
 
 def created_line(location: str, size: int = 4096) -> dict[str, Any]:

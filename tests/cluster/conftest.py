@@ -156,11 +156,11 @@ def wait_until_reconciling(api_client: ApiClient, operator: OperatorProcess) -> 
 
 
 @pytest.fixture
-def backup_namespace(api_client: ApiClient) -> Iterator[str]:
+def isolated_namespace(api_client: ApiClient) -> Iterator[str]:
     """A namespace for one test's own operators. Afterwards its TaskManagers, backups and
     restores lose their finalizers, which no operator runs to release any more, so the
     namespace can go."""
-    with fresh_namespace(api_client, "bk-") as namespace:
+    with fresh_namespace(api_client, "iso-") as namespace:
         yield namespace
         custom = client.CustomObjectsApi(api_client)
         for plural in (PLURAL, BACKUP_PLURAL, RESTORE_PLURAL):

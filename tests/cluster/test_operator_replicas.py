@@ -13,15 +13,10 @@ from kubernetes.client import ApiClient
 
 from taskmanager_operator.api.v1alpha1 import GROUP, PLURAL, VERSION
 from tests.cluster.conftest import fresh_namespace
-from tests.support.operator import OperatorProcess, run_operator
+from tests.support.operator import ELECTION, OperatorProcess, run_operator
 from tests.support.wait import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
-ELECTION = {
-    "TASKMANAGER_OPERATOR_LEASE_SECONDS": "6",
-    "TASKMANAGER_OPERATOR_RENEW_SECONDS": "4",
-    "TASKMANAGER_OPERATOR_RETRY_SECONDS": "1",
-}
 
 
 @pytest.fixture

@@ -20,9 +20,9 @@ from taskmanager_operator.api.backups import (
     RESTORE_PLURAL,
 )
 from taskmanager_operator.backups.restore import pre_restore_backup_name
-from tests.cluster.backup_jobs import BackupJobs, failed_line, operators
+from tests.cluster.backup_jobs import BackupJobs, failed_line
 from tests.cluster.test_operator import TaskManagers, kubectl
-from tests.support.operator import OperatorProcess
+from tests.support.operator import OperatorProcess, operators
 from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.usefixtures("taskmanager_crd")
@@ -32,19 +32,19 @@ API_COMPONENT = "app.kubernetes.io/component=api"
 
 
 @pytest.fixture
-def restorable(api_client: ApiClient, backup_namespace: str) -> Iterator[OperatorProcess]:
+def restorable(api_client: ApiClient, isolated_namespace: str) -> Iterator[OperatorProcess]:
     """A Ready TaskManager of REPLICAS pods with a completed backup `base`, and the operator
     (on the real clock) that acts in its namespace."""
-    tms = TaskManagers(api_client, backup_namespace)
+    tms = TaskManagers(api_client, isolated_namespace)
     spec = {
         "replicas": REPLICAS,
         "autoscaling": {"enabled": False},
         "backup": {"enabled": True, "suspend": True, "verification": {"schedule": None}},
     }
     tms.create(NAME, spec)
-    with operators(backup_namespace, clock=None) as (operator,):
+    with operators(isolated_namespace, clock=None) as (operator,):
         tms.wait_phase(NAME, "Ready", timeout=120)
-        backups = BackupJobs(api_client, backup_namespace)
+        backups = BackupJobs(api_client, isolated_namespace)
         backups.create(BACKUP_PLURAL, BACKUP_KIND, "base", {"taskManager": NAME, "type": "Manual"})
         backups.complete_backup("base")
         yield operator
@@ -92,35 +92,38 @@ def back_to_ready(api_client: ApiClient, namespace: str) -> None:
 
 
 def test_a_restore_holds_the_api_at_zero_runs_and_brings_it_back(
-    api_client: ApiClient, backup_namespace: str, restorable: OperatorProcess
+    api_client: ApiClient, isolated_namespace: str, restorable: OperatorProcess
 ) -> None:
-    backups = BackupJobs(api_client, backup_namespace)
+    backups = BackupJobs(api_client, isolated_namespace)
     start_restore(backups, "back")
     held_while_restoring(api_client, backups, "back")
 
     location = backups.restore("back")["status"]["location"]
     backups.feed("restore", "back", {"ok": True, "action": "restore", "location": location})
     done = backups.wait_phase(RESTORE_PLURAL, "back", "Completed", timeout=90)
-    back_to_ready(api_client, backup_namespace)
+    back_to_ready(api_client, isolated_namespace)
 
     status = done["status"]
     assert status["replicas"] == REPLICAS
     assert status["preRestoreBackup"] == pre_restore_backup_name("back")
     assert status["durationSeconds"] > 0
     assert {event.reason for event in backups.events("back")} >= {"Restoring", "Completed"}
-    header, row = kubectl("get", "tmr", "back", "-n", backup_namespace).splitlines()
+    header, row = kubectl("get", "tmr", "back", "-n", isolated_namespace).splitlines()
     assert row.split()[:5] == ["back", NAME, "base", "Completed", str(status["durationSeconds"])]
+    base = backups.get(BACKUP_PLURAL, "base")["status"]
+    header, row = kubectl("get", "tmb", "base", "-n", isolated_namespace).splitlines()
+    assert row.split()[:5] == ["base", NAME, "Manual", "Completed", base["size"]]
     # The TaskManager's printer column names when its last backup was: the PreRestore one.
-    header, row = kubectl("get", "tm", NAME, "-n", backup_namespace).splitlines()
+    header, row = kubectl("get", "tm", NAME, "-n", isolated_namespace).splitlines()
     assert "LAST-BACKUP" in header.split()
     assert row.split()[header.split().index("LAST-BACKUP")] != "<none>"
-    assert restorable.reconciles(backup_namespace, NAME, "error") == 0
+    assert restorable.reconciles(isolated_namespace, NAME, "error") == 0
 
 
 def test_a_failed_restore_says_why_and_the_api_comes_back(
-    api_client: ApiClient, backup_namespace: str, restorable: OperatorProcess
+    api_client: ApiClient, isolated_namespace: str, restorable: OperatorProcess
 ) -> None:
-    backups = BackupJobs(api_client, backup_namespace)
+    backups = BackupJobs(api_client, isolated_namespace)
     start_restore(backups, "bad")
     held_while_restoring(api_client, backups, "bad")
 
@@ -134,4 +137,4 @@ def test_a_failed_restore_says_why_and_the_api_comes_back(
         what="a Warning event on the restore",
     )
     assert (warning.reason, warning.message) == ("RestoreFailed", message)
-    back_to_ready(api_client, backup_namespace)
+    back_to_ready(api_client, isolated_namespace)

@@ -8,7 +8,7 @@ import sys
 import tempfile
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +47,7 @@ class OperatorProcess:
         return 0.0
 
 
+REPO = Path(__file__).resolve().parents[2]
 # libfaketime (Debian: faketime), the multithreaded build: the operator runs threads.
 FAKETIME_LIBRARIES = "*/faketime/libfaketimeMT.so.1"
 # Its sitecustomize works around libfaketime's time.sleep (see there).
@@ -123,3 +124,41 @@ def run_operator(
         yield operator
     finally:
         stop_process(process, timeout=30)
+
+
+# Quick leader election, so a replica taking over (or a restart) acts within seconds.
+ELECTION = {
+    "TASKMANAGER_OPERATOR_LEASE_SECONDS": "6",
+    "TASKMANAGER_OPERATOR_RENEW_SECONDS": "4",
+    "TASKMANAGER_OPERATOR_RETRY_SECONDS": "1",
+}
+
+
+def kubeconfig() -> Path:
+    """The local cluster's, unless KUBECONFIG names another."""
+    return Path(os.environ.get("KUBECONFIG") or REPO / ".local" / "kubeconfig")
+
+
+@contextmanager
+def operators(
+    namespace: str, clock: float | None, replicas: int = 1
+) -> Iterator[list[OperatorProcess]]:
+    """`replicas` operators for one namespace only (its own Lease there), each with its wall
+    clock `clock` seconds ahead of the real one (None: the real clock)."""
+    env = {
+        **ELECTION,
+        "TASKMANAGER_OPERATOR_LEADER_ELECTION_NAMESPACE": namespace,
+        **(clock_ahead(clock) if clock is not None else {}),
+    }
+    with ExitStack() as stack:
+        started = [
+            stack.enter_context(run_operator(kubeconfig(), "--namespace", namespace, env=env))
+            for _ in range(replicas)
+        ]
+        try:
+            yield started
+        except Exception as error:
+            # The evidence a failure carries: what each operator said last.
+            for index, operator in enumerate(started):
+                error.add_note(f"--- operator {index} (log tail) ---\n{operator.log_tail(40)}")
+            raise
