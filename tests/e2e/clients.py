@@ -12,6 +12,8 @@ from typing import Any
 
 import httpx
 
+from tests.support.wait import wait_until
+
 API = "/api/v1"
 
 
@@ -37,8 +39,23 @@ def http(base_url: str) -> httpx.Client:
     )
 
 
+def reachable(base_url: str, timeout: float = 30) -> None:
+    """Wait until a connection to the Service is taken. A TaskManager is Ready once its pods are;
+    the node's kube-proxy programs the Service's new endpoints a moment later (a connection is
+    refused until then), as on any cluster: a client's first call waits that moment out, and
+    only that (any HTTP answer ends the wait)."""
+
+    def connects() -> bool:
+        with http(base_url) as client:
+            client.get("/health")
+        return True
+
+    wait_until(connects, timeout=timeout, interval=0.5, what=f"{base_url} to take connections")
+
+
 def sign_up(base_url: str) -> Session:
     """Register a new user and log in (both must succeed)."""
+    reachable(base_url)
     email = f"e2e-{uuid.uuid4().hex[:10]}@example.com"
     password = f"pw-{uuid.uuid4().hex}"
     with http(base_url) as client:
