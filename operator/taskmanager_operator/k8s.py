@@ -25,6 +25,7 @@ from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 
 from taskmanager_operator.api.v1alpha1 import GROUP, KIND, PLURAL, VERSION
 from taskmanager_operator.settings import FIELD_MANAGER
+from taskmanager_operator.status import timestamp
 
 logger = logging.getLogger(__name__)
 
@@ -268,7 +269,7 @@ class Kube:
     ) -> None:
         """A core/v1 Event on one of our objects (a TaskManager unless `involved` names another
         kind of ours), as `kubectl describe` shows them."""
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = timestamp(datetime.now(UTC))
         self._core.create_namespaced_event(
             involved["namespace"],
             {

@@ -16,11 +16,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 
 from taskmanager_api.core.config import key_id_for
 from taskmanager_operator.api.v1alpha1 import TTL_UNIT_SECONDS
+from taskmanager_operator.status import timestamp
 
 Role = Literal["next", "signing", "retiring"]
 # The generated Secret's annotation that records the ring.
@@ -180,15 +181,11 @@ def status(ring: Sequence[SigningKey]) -> list[dict[str, str]]:
         {
             "kid": key.kid,
             "role": key.role,
-            "createdAt": _iso(key.created_at),
-            "since": _iso(key.since),
+            "createdAt": timestamp(key.created_at),
+            "since": timestamp(key.since),
         }
         for key in sorted(ring, key=lambda k: (order[k.role], k.created_at))
     ]
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _duration(span: timedelta) -> str:

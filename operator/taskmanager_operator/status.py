@@ -53,8 +53,19 @@ def false(type: str, reason: str, message: str = "") -> Condition:
     return Condition(type, "False", reason, message)
 
 
+def timestamp(moment: datetime) -> str:
+    """A time as Kubernetes writes one (RFC 3339 in UTC, to the second): every time the
+    operator puts in a status, an annotation or an event."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_timestamp(text: str) -> datetime:
+    """A time Kubernetes (or `timestamp`) wrote, as an aware datetime."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 def now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return timestamp(datetime.now(UTC))
 
 
 def merge_conditions(

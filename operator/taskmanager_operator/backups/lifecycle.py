@@ -16,12 +16,12 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from kubernetes.client.exceptions import ApiException
 
 from taskmanager_operator import metrics
+from taskmanager_operator import status as st
 from taskmanager_operator.api.backups import BACKUP_KIND, BACKUP_PLURAL
 from taskmanager_operator.api.v1alpha1 import GROUP, VERSION
 from taskmanager_operator.builders.backup import (
@@ -74,10 +74,6 @@ class JobResult:
     line: dict[str, Any] = field(default_factory=dict)
     reason: str = ""
     message: str = ""
-
-
-def now_text() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def binary_size(size: int) -> str:
@@ -240,7 +236,7 @@ class BackupLifecycle:
         message = "" if result.ok else str(result.line.get("message") or result.message)
         verification = {
             "result": "Passed" if result.ok else "Failed",
-            "time": now_text(),
+            "time": st.now(),
             "message": message,
             "requested": requested,
         }
@@ -274,7 +270,7 @@ class BackupLifecycle:
         location = backup_location(tm, name)
         self._set(
             body,
-            {"phase": "Running", "startTime": now_text(), "location": location, "message": None},
+            {"phase": "Running", "startTime": st.now(), "location": location, "message": None},
         )
         self._event(involved(body), "Normal", "Started", f"Backing up {tm.name} to {location}")
         return POLL_SECONDS
@@ -307,7 +303,7 @@ class BackupLifecycle:
             body,
             {
                 "phase": "Completed",
-                "completionTime": now_text(),
+                "completionTime": st.now(),
                 "location": line.get("location"),
                 "sizeBytes": size,
                 "size": binary_size(size),
@@ -330,7 +326,7 @@ class BackupLifecycle:
         metrics.BACKUPS.labels(*taskmanager_key(body), "failed").inc()
         self._set(
             body,
-            {"phase": "Failed", "completionTime": now_text(), "error": f"{reason}: {message}"},
+            {"phase": "Failed", "completionTime": st.now(), "error": f"{reason}: {message}"},
         )
         self._event(involved(body), "Warning", reason, message)
         logger.warning(

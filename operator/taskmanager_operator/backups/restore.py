@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from taskmanager_operator import metrics
+from taskmanager_operator import status as st
 from taskmanager_operator.api.backups import (
     BACKUP_PLURAL,
     RESTORE_PLURAL,
@@ -31,7 +32,6 @@ from taskmanager_operator.backups.lifecycle import (
     BackupApi,
     BackupLifecycle,
     job_result,
-    now_text,
     taskmanager_key,
 )
 from taskmanager_operator.builders.backup import backup_job_name, build_backup_record
@@ -103,7 +103,7 @@ class RestoreLifecycle:
             body,
             {
                 "phase": "BackingUp",
-                "startTime": now_text(),
+                "startTime": st.now(),
                 "location": source["location"],
                 "sha256": source["sha256"],
                 "preRestoreBackup": pre_restore_backup_name(body["metadata"]["name"]),
@@ -206,12 +206,12 @@ class RestoreLifecycle:
             or (status.get("observedGeneration") or 0) < tm.generation
         ):
             return POLL_SECONDS
-        started = datetime.fromisoformat(body["status"]["startTime"].replace("Z", "+00:00"))
+        started = st.parse_timestamp(body["status"]["startTime"])
         duration = round((datetime.now(UTC) - started).total_seconds(), 1)
         metrics.RESTORES.labels(*taskmanager_key(body), "completed").inc()
         self._set(
             body,
-            {"phase": "Completed", "completionTime": now_text(), "durationSeconds": duration},
+            {"phase": "Completed", "completionTime": st.now(), "durationSeconds": duration},
         )
         self.backups.event(
             body,
@@ -229,7 +229,7 @@ class RestoreLifecycle:
         metrics.RESTORES.labels(*taskmanager_key(body), "failed").inc()
         self._set(
             body,
-            {"phase": "Failed", "completionTime": now_text(), "error": f"{reason}: {message}"},
+            {"phase": "Failed", "completionTime": st.now(), "error": f"{reason}: {message}"},
         )
         self.backups.event(body, "Warning", reason, message)
         return None

@@ -63,7 +63,7 @@ class BackupsSeen:
 
 
 def _time(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+    return st.parse_timestamp(text) if text else None
 
 
 def _stored(body: Object) -> StoredBackup:
@@ -95,7 +95,7 @@ def _reference(body: Object) -> dict[str, Any]:
 
 def scheduled_backup(tm: TaskManager, slot: datetime) -> dict[str, Any]:
     name = scheduled_backup_name(tm.name, slot)
-    return build_backup_record(tm, name, "Scheduled", {SLOT_ANNOTATION: _z(slot)})
+    return build_backup_record(tm, name, "Scheduled", {SLOT_ANNOTATION: st.timestamp(slot)})
 
 
 def observe_backups(
@@ -149,7 +149,9 @@ def _schedule(
     manifest = scheduled_backup(tm, slot.time)
     if kube.create_ours(BACKUP_PLURAL, tm.namespace, manifest):
         name = manifest["metadata"]["name"]
-        mine.append(manifest | {"metadata": manifest["metadata"] | {"creationTimestamp": _z(now)}})
+        mine.append(
+            manifest | {"metadata": manifest["metadata"] | {"creationTimestamp": st.timestamp(now)}}
+        )
         events.append(Event("Normal", "BackupScheduled", f"Created backup {name}"))
     if slot.missed:
         events.append(
@@ -157,7 +159,7 @@ def _schedule(
                 "Warning",
                 "BackupsMissed",
                 f"{slot.missed_text} older scheduled backups were missed while the operator was "
-                f"not running; only the newest slot ({_z(slot.time)}) was taken",
+                f"not running; only the newest slot ({st.timestamp(slot.time)}) was taken",
             )
         )
     return events
@@ -178,7 +180,9 @@ def _request_verification(
     if slot is None or newest is None:
         return []
     name = newest["metadata"]["name"]
-    kube.annotate_ours(BACKUP_PLURAL, tm.namespace, name, {VERIFY_ANNOTATION: _z(slot.time)})
+    kube.annotate_ours(
+        BACKUP_PLURAL, tm.namespace, name, {VERIFY_ANNOTATION: st.timestamp(slot.time)}
+    )
     return [Event("Normal", "VerificationRequested", f"Verifying backup {name}")]
 
 
@@ -215,17 +219,13 @@ def _verified_condition(mine: list[Object], schedule: str | None) -> st.Conditio
     )
 
 
-def _z(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _newest(bodies: list[Object], phase: str) -> Object | None:
     finished = [b for b in bodies if (b.get("status") or {}).get("phase") == phase]
     return max(finished, key=lambda b: b["status"].get("completionTime") or "", default=None)
 
 
 def _status(mine: list[Object], upcoming: datetime) -> dict[str, Any]:
-    status: dict[str, Any] = {"nextScheduledTime": _z(upcoming)}
+    status: dict[str, Any] = {"nextScheduledTime": st.timestamp(upcoming)}
     if (good := _newest(mine, "Completed")) is not None:
         status["lastSuccessful"] = _reference(good)
     if (bad := _newest(mine, "Failed")) is not None:
