@@ -72,11 +72,19 @@ class BackupJobs:
         return {body["metadata"]["name"]: body for body in listed["items"]}
 
     def wait_phase(self, plural: str, name: str, phase: str, timeout: float = 60) -> dict[str, Any]:
+        seen: list[Any] = [None]
+
         def reached() -> dict[str, Any] | None:
             body = self.get(plural, name)
+            seen[0] = body.get("status")
             return body if (body.get("status") or {}).get("phase") == phase else None
 
-        return wait_until(reached, timeout=timeout, what=f"{plural} {name} to be {phase}")
+        try:
+            return wait_until(reached, timeout=timeout, what=f"{plural} {name} to be {phase}")
+        except AssertionError as error:
+            # The evidence: where it stopped instead.
+            error.add_note(f"{plural} {name} status: {seen[0]}")
+            raise
 
     def jobs(self, action: str) -> list[client.V1Job]:
         return list(
