@@ -79,6 +79,10 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     backups = BackupLifecycle(kube, operator_settings.image_repository)
     memo["backups"] = backups
     memo["restores"] = RestoreLifecycle(kube, backups)
+    # Made here, before any object is seen: kopf hands each object a shallow copy of this memo,
+    # so a dict made later would be one per object, and a backup's own events and its Job's
+    # would each take a different lock.
+    memo["backup_locks"] = {}
 
 
 @kopf.on.cleanup()
@@ -139,7 +143,7 @@ async def _follow(memo: Any, plural: str, namespace: str, name: str) -> None:
     lifecycle: BackupLifecycle | RestoreLifecycle = (
         backups if plural == BACKUP_PLURAL else memo["restores"]
     )
-    locks: dict[tuple[str, str, str], asyncio.Lock] = memo.setdefault("backup_locks", {})
+    locks: dict[tuple[str, str, str], asyncio.Lock] = memo["backup_locks"]
     key = (plural, namespace, name)
     async with locks.setdefault(key, asyncio.Lock()):
         for _ in range(MAX_STEPS_PER_PASS):
