@@ -220,8 +220,14 @@ def _verified_condition(mine: list[Object], schedule: str | None) -> st.Conditio
 
 
 def _newest(bodies: list[Object], phase: str) -> Object | None:
-    finished = [b for b in bodies if (b.get("status") or {}).get("phase") == phase]
-    return max(finished, key=lambda b: b["status"].get("completionTime") or "", default=None)
+    # One without a completion time cannot be dated (a status edited by hand): it is not named
+    # as the last one, whose time the status schema requires.
+    finished = [
+        b
+        for b in bodies
+        if (b.get("status") or {}).get("phase") == phase and b["status"].get("completionTime")
+    ]
+    return max(finished, key=lambda b: b["status"]["completionTime"], default=None)
 
 
 def _status(mine: list[Object], upcoming: datetime) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from taskmanager_operator import status as st
+from taskmanager_operator.api.v1alpha1 import TaskManagerStatus, to_manifest
 from taskmanager_operator.builders import api
 from taskmanager_operator.builders.common import API, selector_labels
 from taskmanager_operator.k8s import KubeApi, Object
@@ -40,10 +41,19 @@ def write_status(
     """Patch the status subresource only when it differs; the events of what changed."""
     previous = body.get("status") or {}
     events = condition_events(previous.get("conditions") or [], observed.conditions)
-    status = next_status(tm, previous, observed, phase)
-    if not _same_status(previous, status):
-        kube.patch_taskmanager_status(tm.namespace, tm.name, status)
+    status = as_stored(next_status(tm, previous, observed, phase))
+    if changes := merge_patch(previous, status):
+        # The status is a merge patch: a key dropped inside an object (one of status.monitoring's)
+        # would stay unless the patch names it null, and every reconcile would write again.
+        kube.patch_taskmanager_status(tm.namespace, tm.name, status | changes)
     return events
+
+
+def as_stored(status: Mapping[str, Any]) -> dict[str, Any]:
+    """The status as the API server stores it: the CRD's schema (made from the same model)
+    fills in its defaults, and a status compared without them would never agree with it."""
+    present = {key: value for key, value in status.items() if value is not None}
+    return to_manifest(TaskManagerStatus.model_validate(present))
 
 
 def next_status(
@@ -99,5 +109,18 @@ def condition_events(
     return events
 
 
-def _same_status(previous: Mapping[str, Any], current: Mapping[str, Any]) -> bool:
-    return {k: previous.get(k) for k in current} == dict(current) and set(previous) <= set(current)
+def merge_patch(previous: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON merge patch (RFC 7386) that turns `previous` into `desired`, where a key that
+    `desired` lacks or holds as None is removed; empty when they already agree."""
+    patch: dict[str, Any] = {}
+    for key in previous.keys() | desired.keys():
+        old, new = previous.get(key), desired.get(key)
+        if new is None:
+            if old is not None:
+                patch[key] = None
+        elif isinstance(old, Mapping) and isinstance(new, Mapping):
+            if nested := merge_patch(old, new):
+                patch[key] = nested
+        elif old != new:
+            patch[key] = new
+    return patch
