@@ -9,7 +9,6 @@ from typing import Any
 
 import kopf
 from kubernetes import config
-from kubernetes.client import ApiClient
 from prometheus_client import start_http_server
 
 from taskmanager_operator import metrics
@@ -30,11 +29,12 @@ from taskmanager_operator.backups.restore import RestoreLifecycle
 from taskmanager_operator.builders.common import MANAGED_BY
 from taskmanager_operator.children import CHILDREN
 from taskmanager_operator.controller import Controller
-from taskmanager_operator.k8s import Kube
+from taskmanager_operator.k8s import CountingApiClient, Kube
 from taskmanager_operator.kopf_namespaces import serve_namespaces_seen_in_listings
 from taskmanager_operator.leadership import start_election
 from taskmanager_operator.reconcile import Reconciler
 from taskmanager_operator.settings import OperatorSettings
+from taskmanager_operator.watch_cache import WatchCache
 
 # Before kopf starts: a namespace created while it starts must not be missed (see the module).
 serve_namespaces_seen_in_listings()
@@ -44,6 +44,8 @@ OWNED = {"app.kubernetes.io/managed-by": MANAGED_BY}
 
 @kopf.on.startup()
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    # Shared by every object's handlers (kopf gives each a shallow copy of this memo).
+    memo["watched"] = WatchCache()
     # Our reconciles post their own events; kopf's per-handler chatter would only add noise.
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
@@ -60,7 +62,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         config.load_incluster_config()
     except config.ConfigException:
         config.load_kube_config()
-    kube = Kube(ApiClient())
+    kube = Kube(CountingApiClient(), memo["watched"])
     controller = Controller(Reconciler(kube, operator_settings), operator_settings)
     if operator_settings.leader_election_namespace:
         start_election(
@@ -94,22 +96,37 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
 async def taskmanager_event(
-    event: kopf.RawEvent, name: str, namespace: str | None, memo: Any, **_: Any
+    event: kopf.RawEvent, body: kopf.Body, name: str, namespace: str | None, memo: Any, **_: Any
 ) -> None:
     controller: Controller = memo["controller"]
     if namespace is None:
         return
+    # Stored before the key is queued: the reconcile it starts reads this body (watch_cache).
+    _remember(memo, event, body)
     if event["type"] == "DELETED":
         controller.forget(namespace, name)
     else:
         controller.enqueue(namespace, name)
 
 
+def _remember(memo: Any, event: kopf.RawEvent, body: kopf.Body) -> None:
+    watched: WatchCache = memo["watched"]
+    if event["type"] == "DELETED":
+        watched.forget(body)
+    else:
+        watched.observe(body)
+    metrics.CACHED_OBJECTS.set(len(watched))
+
+
 # Async on purpose: kopf runs sync handlers in threads, and the queue belongs to the event loop.
-async def _child_event(body: kopf.Body, namespace: str | None, memo: Any, **_: Any) -> None:
+async def _child_event(
+    event: kopf.RawEvent, body: kopf.Body, namespace: str | None, memo: Any, **_: Any
+) -> None:
     controller: Controller = memo["controller"]
     if namespace is None:
         return
+    # Stored before its owner is queued, as for a TaskManager.
+    _remember(memo, event, body)
     for owner in body.metadata.get("ownerReferences") or []:
         if owner.get("apiVersion") != f"{GROUP}/{VERSION}":
             continue

@@ -23,9 +23,11 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 
+from taskmanager_operator import __version__, metrics
 from taskmanager_operator.api.v1alpha1 import GROUP, KIND, PLURAL, VERSION
 from taskmanager_operator.settings import FIELD_MANAGER
 from taskmanager_operator.status import timestamp
+from taskmanager_operator.watch_cache import WatchCache, applied_entry, object_key
 
 logger = logging.getLogger(__name__)
 
@@ -149,9 +151,28 @@ class KubeApi(Protocol):
 DISCOVERY_SECONDS = 30.0
 
 
+USER_AGENT = f"taskmanager-operator/{__version__}"
+
+
+class CountingApiClient(ApiClient):  # type: ignore[misc]  # the client ships no types
+    """The kubernetes client, named in the API server's records (audit log, request metrics by
+    user agent), and counting its requests by method for the operator's own metrics."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.user_agent = USER_AGENT
+
+    def call_api(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        # Every request goes through here: the typed APIs' and the dynamic client's alike.
+        metrics.API_REQUESTS.labels(method.upper()).inc()
+        return super().call_api(method, url, *args, **kwargs)
+
+
 class Kube:
-    def __init__(self, api_client: ApiClient) -> None:
+    def __init__(self, api_client: ApiClient, watched: WatchCache | None = None) -> None:
         self._api_client = api_client
+        # Without watch events to fill it (a one-off command), it stays empty: every read asks.
+        self.watched = watched if watched is not None else WatchCache()
         self._dynamic = DynamicClient(api_client)
         self._custom = client.CustomObjectsApi(api_client)
         self._core = client.CoreV1Api(api_client)
@@ -166,6 +187,13 @@ class Kube:
             return self._dynamic.resources.get(api_version=api_version, kind=kind)
 
     def get(self, api_version: str, kind: str, namespace: str, name: str) -> Object | None:
+        """A child the watches have shown us comes from them; anything else from the server."""
+        if (seen := self.watched.get((api_version, kind, namespace, name))) is not None:
+            return seen
+        return self.read(api_version, kind, namespace, name)
+
+    def read(self, api_version: str, kind: str, namespace: str, name: str) -> Object | None:
+        """The object as the API server has it now."""
         try:
             found = self._resource(api_version, kind).get(name=name, namespace=namespace)
         except ApiException as error:
@@ -176,14 +204,21 @@ class Kube:
         return result
 
     def get_taskmanager(self, namespace: str, name: str) -> Object | None:
+        """As the TaskManager watch last showed it: the event that enqueued this reconcile
+        was stored before it was queued."""
+        if (seen := self.watched.get((f"{GROUP}/{VERSION}", KIND, namespace, name))) is not None:
+            return seen
         return self.get_ours(PLURAL, namespace, name)
 
     def apply(self, manifest: Mapping[str, Any]) -> Applied:
-        """Server-side apply; says whether the object was created or changed."""
+        """Server-side apply; says whether the object was created or changed. No request at all
+        when the watches prove the child already is what the manifest says (WatchCache)."""
+        if (unchanged := self.watched.unchanged(manifest)) is not None:
+            return Applied(object=unchanged, created=False, changed=False)
         metadata = manifest["metadata"]
-        before = self.get(
-            manifest["apiVersion"], manifest["kind"], metadata["namespace"], metadata["name"]
-        )
+        # From the server, not the watches: an event a moment late would make an unchanged
+        # child look changed, and the user would see an Updated event for nothing.
+        before = self.read(*object_key(manifest))
         try:
             applied = self._resource(manifest["apiVersion"], manifest["kind"]).server_side_apply(
                 body=dict(manifest),
@@ -201,12 +236,13 @@ class Kube:
                 manifest["kind"], metadata["name"], error.status, api_message(error)
             ) from error
         after: Object = applied.to_dict()
+        self.watched.applied(manifest, after)
         # A controller may update the object's status between the read and the apply, so the
         # resourceVersion alone over-reports; our own managedFields entry moves only when the
         # apply itself changed something.
         changed = before is None or (
             before["metadata"]["resourceVersion"] != after["metadata"]["resourceVersion"]
-            and _applied_entry(before) != _applied_entry(after)
+            and applied_entry(before) != applied_entry(after)
         )
         return Applied(object=after, created=before is None, changed=changed)
 
@@ -218,7 +254,7 @@ class Kube:
         A second manager co-owns the current value first (an apply of the same value records
         shared ownership, where an update would be a no-op), so the field stays for the HPA.
         """
-        owned = ((_applied_entry(deployment) or {}).get("fieldsV1") or {}).get("f:spec") or {}
+        owned = ((applied_entry(deployment) or {}).get("fieldsV1") or {}).get("f:spec") or {}
         if "f:replicas" not in owned:
             return
         metadata = deployment["metadata"]
@@ -244,8 +280,12 @@ class Kube:
         orphan: bool = False,
     ) -> bool:
         """Delete a child that is no longer wanted; never an object someone else owns."""
+        key = (api_version, kind, namespace, name)
+        if self.watched.known_absent(key):
+            return False  # the server said so, and no watch event or apply of ours since
         existing = self.get(api_version, kind, namespace, name)
         if existing is None:
+            self.watched.absent(key)
             return False
         owners = existing["metadata"].get("ownerReferences") or []
         if not any(owner.get("uid") == owner_uid for owner in owners):
@@ -450,10 +490,3 @@ class Remembered(Generic[K, V]):
     def clear(self) -> None:
         with self._lock:
             self._values.clear()
-
-
-def _applied_entry(obj: Object) -> Any:
-    for entry in obj["metadata"].get("managedFields") or []:
-        if entry.get("manager") == FIELD_MANAGER and entry.get("operation") == "Apply":
-            return entry
-    return None

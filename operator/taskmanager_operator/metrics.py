@@ -24,6 +24,16 @@ TASKMANAGER_READY = Gauge(
     "(no series once it is deleted, nor on a standby replica).",
     ["namespace", "name"],
 )
+API_REQUESTS = Counter(
+    "taskmanager_operator_api_requests_total",
+    "Requests the reconciles made to the Kubernetes API, by HTTP method (kopf's watches aside): "
+    "with nothing to change they make no write and read little.",
+    ["method"],
+)
+CACHED_OBJECTS = Gauge(
+    "taskmanager_operator_cached_objects",
+    "TaskManagers and children whose latest state the operator holds from its watches.",
+)
 
 BACKUPS = Counter(
     "taskmanager_operator_backups_total",

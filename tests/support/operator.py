@@ -7,12 +7,13 @@ import subprocess
 import sys
 import tempfile
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from tests.support.services import free_port, stop_process
 from tests.support.wait import wait_until
@@ -28,23 +29,31 @@ class OperatorProcess:
     def log_tail(self, lines: int = 60) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
-    def reconciles(self, namespace: str, name: str, result: str = "success") -> float:
-        """How many reconciles of one TaskManager finished with `result` (the operator's metric)."""
+    def _samples(self, family_name: str) -> list[Sample]:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics") as response:
             text = response.read().decode()
-        for family in text_string_to_metric_families(text):
-            if family.name != "taskmanager_operator_reconciles":
-                continue
-            for sample in family.samples:
-                labels = sample.labels
-                if (
-                    sample.name.endswith("_total")
-                    and labels.get("namespace") == namespace
-                    and labels.get("name") == name
-                    and labels.get("result") == result
-                ):
-                    return float(sample.value)
+        return [
+            sample
+            for family in text_string_to_metric_families(text)
+            if family.name == family_name
+            for sample in family.samples
+        ]
+
+    def reconciles(self, namespace: str, name: str, result: str = "success") -> float:
+        """How many reconciles of one TaskManager finished with `result` (the operator's metric)."""
+        wanted = {"namespace": namespace, "name": name, "result": result}
+        for sample in self._samples("taskmanager_operator_reconciles"):
+            if sample.name.endswith("_total") and wanted.items() <= sample.labels.items():
+                return float(sample.value)
         return 0.0
+
+    def api_requests(self) -> dict[str, float]:
+        """The reconciles' requests to the Kubernetes API so far, by HTTP method (its metric)."""
+        counts: dict[str, float] = {}
+        for sample in self._samples("taskmanager_operator_api_requests"):
+            if sample.name.endswith("_total"):
+                counts[sample.labels["method"]] = sample.value
+        return counts
 
 
 REPO = Path(__file__).resolve().parents[2]
@@ -141,14 +150,19 @@ def kubeconfig() -> Path:
 
 @contextmanager
 def operators(
-    namespace: str, clock: float | None, replicas: int = 1
+    namespace: str,
+    clock: float | None,
+    replicas: int = 1,
+    settings: Mapping[str, str] | None = None,
 ) -> Iterator[list[OperatorProcess]]:
     """`replicas` operators for one namespace only (its own Lease there), each with its wall
-    clock `clock` seconds ahead of the real one (None: the real clock)."""
+    clock `clock` seconds ahead of the real one (None: the real clock) and `settings` (operator
+    environment variables) on top of the tests' own."""
     env = {
         **ELECTION,
         "TASKMANAGER_OPERATOR_LEADER_ELECTION_NAMESPACE": namespace,
         **(clock_ahead(clock) if clock is not None else {}),
+        **(settings or {}),
     }
     with ExitStack() as stack:
         started = [

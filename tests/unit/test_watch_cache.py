@@ -1,0 +1,103 @@
+"""The cache of children the watches fill: it proves a child unchanged only when we applied the
+same manifest last and no one has taken a field of ours since; anything else asks again."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from taskmanager_operator.settings import FIELD_MANAGER
+from taskmanager_operator.watch_cache import WatchCache
+
+MANIFEST: dict[str, Any] = {
+    "apiVersion": "v1",
+    "kind": "ConfigMap",
+    "metadata": {"name": "demo-config", "namespace": "team-a"},
+    "data": {"LOG_LEVEL": "info"},
+}
+
+
+def entry(manager: str, fields: dict[str, Any], time: str = "2026-12-06T00:00:00Z") -> Any:
+    operation = "Apply" if manager == FIELD_MANAGER else "Update"
+    return {
+        "manager": manager,
+        "operation": operation,
+        "apiVersion": "v1",
+        "time": time,
+        "fieldsType": "FieldsV1",
+        "fieldsV1": fields,
+    }
+
+
+OURS: dict[str, Any] = {"f:data": {"f:LOG_LEVEL": {}}}
+
+
+def stored(resource_version: str, *entries: Any, data: str = "info") -> dict[str, Any]:
+    """The object as the API server returns it or a watch event carries it."""
+    metadata = MANIFEST["metadata"] | {
+        "resourceVersion": resource_version,
+        "uid": "u-1",
+        "managedFields": list(entries),
+    }
+    return MANIFEST | {"metadata": metadata, "data": {"LOG_LEVEL": data}}
+
+
+def test_the_manifest_applied_last_with_our_fields_untouched_needs_no_apply() -> None:
+    cache = WatchCache()
+    cache.applied(MANIFEST, stored("10", entry(FIELD_MANAGER, OURS)))
+    # The watch event of that apply, and a later one that only moved our entry's time.
+    cache.observe(stored("10", entry(FIELD_MANAGER, OURS)))
+    assert cache.unchanged(MANIFEST) is not None
+    cache.observe(stored("11", entry(FIELD_MANAGER, OURS, time="2026-12-06T01:00:00Z")))
+    found = cache.unchanged(MANIFEST)
+    assert found is not None
+    assert found["metadata"]["resourceVersion"] == "11"
+
+
+def test_another_managers_fields_elsewhere_change_nothing() -> None:
+    cache = WatchCache()
+    cache.applied(MANIFEST, stored("10", entry(FIELD_MANAGER, OURS)))
+    label: dict[str, Any] = {"f:metadata": {"f:labels": {"f:team": {}}}}
+    cache.observe(stored("12", entry(FIELD_MANAGER, OURS), entry("kubectl-label", label)))
+    assert cache.unchanged(MANIFEST) is not None
+
+
+def test_a_field_of_ours_taken_by_an_edit_calls_for_an_apply() -> None:
+    cache = WatchCache()
+    cache.applied(MANIFEST, stored("10", entry(FIELD_MANAGER, OURS)))
+    # `kubectl edit` changed LOG_LEVEL: the field is the editor's now, no longer ours.
+    edited = stored("13", entry(FIELD_MANAGER, {}), entry("kubectl-edit", OURS), data="debug")
+    cache.observe(edited)
+    assert cache.unchanged(MANIFEST) is None
+
+
+def test_a_different_manifest_calls_for_an_apply() -> None:
+    cache = WatchCache()
+    cache.applied(MANIFEST, stored("10", entry(FIELD_MANAGER, OURS)))
+    assert cache.unchanged(MANIFEST | {"data": {"LOG_LEVEL": "debug"}}) is None
+
+
+def test_a_deleted_child_or_one_never_applied_is_asked_for() -> None:
+    cache = WatchCache()
+    cache.observe(stored("10", entry(FIELD_MANAGER, OURS)))
+    assert cache.unchanged(MANIFEST) is None  # seen, but not applied by this process
+    cache.forget(stored("10", entry(FIELD_MANAGER, OURS)))
+    cache.applied(MANIFEST, stored("11", entry(FIELD_MANAGER, OURS)))
+    assert cache.unchanged(MANIFEST) is None  # applied, but its watch event is still to come
+    cache.observe(stored("11", entry(FIELD_MANAGER, OURS)))
+    cache.applied(MANIFEST, stored("10", entry(FIELD_MANAGER, OURS)))
+    cache.forget(stored("14", entry(FIELD_MANAGER, OURS)))
+    assert cache.unchanged(MANIFEST) is None
+    assert cache.get(("v1", "ConfigMap", "team-a", "demo-config")) is None
+
+
+def test_bodies_are_kept_without_other_managers_entries() -> None:
+    cache = WatchCache()
+    status: dict[str, Any] = {"f:status": {"f:readyReplicas": {}}}
+    cache.observe(
+        stored("15", entry(FIELD_MANAGER, OURS), entry("kube-controller-manager", status))
+    )
+    kept = cache.get(("v1", "ConfigMap", "team-a", "demo-config"))
+    assert kept is not None
+    assert [e["manager"] for e in kept["metadata"]["managedFields"]] == [FIELD_MANAGER]
+    assert kept["data"] == {"LOG_LEVEL": "info"}
+    assert len(cache) == 1
