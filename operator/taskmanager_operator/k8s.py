@@ -152,19 +152,27 @@ DISCOVERY_SECONDS = 30.0
 
 
 USER_AGENT = f"taskmanager-operator/{__version__}"
+# Seconds to connect and to read an answer. The client waits forever by default, and a request
+# the API server never answers (it stopped, a connection dropped without a reset) would hold a
+# reconcile worker until the operator restarts; with a bound it fails and is retried. (urllib3
+# tries a request 4 times, so a silent server costs a worker about 2 minutes at most.)
+REQUEST_TIMEOUT = (5.0, 30.0)
 
 
 class CountingApiClient(ApiClient):  # type: ignore[misc]  # the client ships no types
     """The kubernetes client, named in the API server's records (audit log, request metrics by
-    user agent), and counting its requests by method for the operator's own metrics."""
+    user agent), counting its requests by method for the operator's own metrics, and never
+    waiting without end for an answer."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, configuration: client.Configuration | None = None) -> None:
+        super().__init__(configuration)
         self.user_agent = USER_AGENT
 
     def call_api(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
         # Every request goes through here: the typed APIs' and the dynamic client's alike.
         metrics.API_REQUESTS.labels(method.upper()).inc()
+        if kwargs.get("_request_timeout") is None:
+            kwargs["_request_timeout"] = REQUEST_TIMEOUT
         return super().call_api(method, url, *args, **kwargs)
 
 
