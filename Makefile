@@ -108,6 +108,13 @@ bench-api: install ## Benchmark the API against bare Starlette+asyncpg (BEFORE=<
 bench-backup: install ## Benchmark backup create/restore against plain pg_dump/pg_restore, and the RTO (TASKS=n, PAIRS=n); writes docs/benchmarks.md.
 	$(PY) -m bench.backup $(if $(TASKS),--tasks $(TASKS)) $(if $(PAIRS),--pairs $(PAIRS))
 
+.PHONY: bench-operator
+bench-operator: install ## The operator at N TaskManagers against applying their children directly (NS="10 100", BEFORE=<rev>, IDLE=s); makes the cluster it needs; writes docs/benchmarks.md.
+	@# The plot's library is the bench extra's, which the lock (the tests' environment) leaves out.
+	@$(UV) pip install -q --python $(PY) --no-build-isolation -e '.[bench]'
+	$(PY) -m bench.operator_scale $(if $(NS),--ns "$(NS)") $(if $(BEFORE),--before $(BEFORE)) \
+	  $(if $(IDLE),--idle-seconds $(IDLE)) $(if $(KEEP_CLUSTER),--keep-cluster)
+
 ##@ Generated files
 .PHONY: manifests
 manifests: $(VENV)/.installed ## Generate the CRD in crds/ from the pydantic models, the chart's copy and its README's values.

@@ -10,6 +10,11 @@
 #   Its size, for benchmarks (the defaults are what the tests expect; `up` applies them when it
 #   creates the cluster): KWOK_NODES simulated nodes (2), KWOK_NODE_PODS pods each (110),
 #   CLUSTER_VOLUMES PersistentVolumes (100).
+#   CLUSTER_SERVICE_CIDR, the Services' range: the real node routes SERVICE_CIDR (hack/node.env)
+#   and needs that one; a kwok-only cluster keeps kube-apiserver's default (10.0.0.0/24, 253
+#   Services: a hundred TaskManagers fill it) unless this names another.
+#   CLUSTER_AUDIT=1 records every request in the API server's audit log (Metadata level: who,
+#   what, when, no bodies), .local/kwok/clusters/$CLUSTER_NAME/logs/audit.log; off by default.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,6 +24,15 @@ here="$repo/hack"
 # shellcheck source=hack/node.env
 . "$here/node.env"
 real_node=${REAL_NODE:-1}
+cluster_audit=${CLUSTER_AUDIT:-0}
+if [ "$real_node" = 0 ]; then
+  service_cidr=${CLUSTER_SERVICE_CIDR:-}
+elif [ -n "${CLUSTER_SERVICE_CIDR:-}" ] && [ "$CLUSTER_SERVICE_CIDR" != "$SERVICE_CIDR" ]; then
+  echo "error: the real node routes $SERVICE_CIDR (hack/node.env); CLUSTER_SERVICE_CIDR=$CLUSTER_SERVICE_CIDR needs REAL_NODE=0" >&2
+  exit 2
+else
+  service_cidr=$SERVICE_CIDR
+fi
 
 name=${CLUSTER_NAME:-taskmanager}
 local_dir="$repo/.local"
@@ -69,8 +83,31 @@ componentsPatches:
   - {key: kubelet-client-certificate, value: "$pki/admin.crt"}
   - {key: kubelet-client-key, value: "$pki/admin.key"}
   - {key: kubelet-preferred-address-types, value: InternalIP}
-  - {key: service-cluster-ip-range, value: "$SERVICE_CIDR"}
+  - {key: service-cluster-ip-range, value: "$service_cidr"}
   - {key: advertise-address, value: "$NODE_IP"}
+YAML
+}
+
+# A kwok-only cluster with a Services' range of its own (CLUSTER_SERVICE_CIDR).
+kwok_only_config() {
+  [ -n "$service_cidr" ] || return 0
+  cat <<YAML
+componentsPatches:
+- name: kube-apiserver
+  extraArgs:
+  - {key: service-cluster-ip-range, value: "$service_cidr"}
+YAML
+}
+
+# Every request at Metadata level (user, user agent, verb, object, timestamps; no bodies), from
+# the response on: a benchmark counts the requests each client made (bench/operator_audit.py).
+write_audit_policy() {
+  cat > "$local_dir/audit-policy.yaml" <<YAML
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: Metadata
 YAML
 }
 
@@ -82,7 +119,7 @@ write_config() {
     | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
   {
     cat "$here/kwok/kwokctl.yaml"
-    [ "$real_node" = 0 ] || real_node_config
+    if [ "$real_node" = 0 ]; then kwok_only_config; else real_node_config; fi
     local stage
     for stage in node/fast/node-initialize node/heartbeat-with-lease/node-heartbeat-with-lease \
       pod/fast/pod-ready pod/fast/pod-complete pod/fast/pod-delete; do
@@ -237,6 +274,11 @@ up() {
   fi
   mkdir -p "$local_dir"
   write_config
+  local audit=()
+  if [ "$cluster_audit" = 1 ]; then
+    write_audit_policy
+    audit=(--kube-audit-policy "$local_dir/audit-policy.yaml")
+  fi
   # The binary runtime runs every component as a local process; each binary is given as a path
   # (kwokctl would otherwise download them). The short HPA sync period makes autoscaling react
   # within seconds, as the tests and demos need.
@@ -249,6 +291,7 @@ up() {
     --metrics-server-binary "$tools/metrics-server" \
     --enable metrics-server \
     --extra-args kube-controller-manager=horizontal-pod-autoscaler-sync-period=5s \
+    "${audit[@]}" \
     --wait 2m >"$local_dir/kwokctl.log" 2>&1 || {
     log "kwokctl could not create the cluster:"; tail -n 30 "$local_dir/kwokctl.log" >&2; return 1
   }
