@@ -64,6 +64,7 @@ def test_the_standby_takes_over_within_the_lease_and_never_acts_alongside(
         assert new_holder is not None
         assert new_holder != held_by
         # The one that acts now is the one the Lease names, and it acts within the bound.
+        assert f"leading as {new_holder} " in standby.log_tail(200), standby.log_tail(20)
         assert took <= LEASE_SECONDS + 5, took
         tms.patch_spec(NAME, {"replicas": 3})
         wait_until(
