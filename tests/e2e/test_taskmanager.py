@@ -285,17 +285,23 @@ def test_a_changed_rate_limit_rolls_the_pods_and_is_enforced(
     )["spec"]["rateLimits"]["requestsPerMinute"]
 
     def set_limit(requests_per_minute: int) -> None:
-        """Change the limit and wait until every API pod is a new one that has it."""
-        before = {pod.metadata.name for pod in api_pods(api_client, installed.namespace)}
+        """Change the limit and wait until every API pod is a new one that has it.
+
+        A replaced pod keeps serving through its preStop drain after it is marked for deletion
+        (with its old limit), so the wait is for the old pods to be gone, not only terminating.
+        """
+        core = client.CoreV1Api(api_client)
+
+        def pod_names() -> set[str]:
+            pods = core.list_namespaced_pod(installed.namespace, label_selector=SELECTOR)
+            return {pod.metadata.name for pod in pods.items}
+
+        before = pod_names()
         change_spec(
             api_client, installed, {"rateLimits": {"requestsPerMinute": requests_per_minute}}
         )
         wait_until(
-            lambda: (
-                rolled_out(api_client, installed.namespace)
-                and not before
-                & {p.metadata.name for p in api_pods(api_client, installed.namespace)}
-            ),
+            lambda: rolled_out(api_client, installed.namespace) and not before & pod_names(),
             timeout=180,
             what="every API pod to be replaced",
         )
