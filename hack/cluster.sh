@@ -4,7 +4,10 @@
 # simulating nodes and pods, plus one real node (hack/node.sh) where pods that ask for it really run.
 # Everything lives under the repository's ignored .local/.
 #
-# Usage: hack/cluster.sh up|down|status
+# Usage: hack/cluster.sh up|down|status|stop-apiserver|start-apiserver
+#   stop-apiserver / start-apiserver stop the running cluster's kube-apiserver alone and start it
+#   again with the same command line, for the tests of an API server outage; the rest of the
+#   control plane, the nodes and the cluster's data stay.
 #   REAL_NODE=0 starts the kwok-only cluster (nothing really runs); the default needs root and
 #   containerd, and says what is missing when they are not there.
 #   Its size, for benchmarks (the defaults are what the tests expect; `up` applies them when it
@@ -285,6 +288,9 @@ up() {
   # The binary runtime runs every component as a local process; each binary is given as a path
   # (kwokctl would otherwise download them). The short HPA sync period makes autoscaling react
   # within seconds, as the tests and demos need.
+  # The one controller-manager and scheduler elect no leader: with an election, losing the API
+  # server for longer than the renew deadline (10 s) makes them exit, and nothing would start them
+  # again (a real control plane's kubelet would); stop-apiserver is such an outage.
   kwokctl create cluster --name "$name" --config "$local_dir/kwokctl.yaml" --kubeconfig "" \
     --kube-apiserver-binary "$tools/kube-apiserver" \
     --kube-controller-manager-binary "$tools/kube-controller-manager" \
@@ -294,6 +300,8 @@ up() {
     --metrics-server-binary "$tools/metrics-server" \
     --enable metrics-server \
     --extra-args kube-controller-manager=horizontal-pod-autoscaler-sync-period=5s \
+    --extra-args kube-controller-manager=leader-elect=false \
+    --extra-args kube-scheduler=leader-elect=false \
     "${audit[@]}" \
     --wait 2m >"$local_dir/kwokctl.log" 2>&1 || {
     log "kwokctl could not create the cluster:"; tail -n 30 "$local_dir/kwokctl.log" >&2; return 1
@@ -336,6 +344,41 @@ down() {
   log "cluster '$name' removed"
 }
 
+apiserver_pid_file() { echo "$KWOK_WORKDIR/clusters/$name/pids/kube-apiserver.pid"; }
+apiserver_command="$local_dir/kube-apiserver.cmdline"
+
+port_free() { [ -z "$(ss -Htln "sport = :$1")" ]; }
+
+stop_apiserver() {
+  local pid port
+  pid=$(cat "$(apiserver_pid_file)")
+  kill -0 "$pid" 2>/dev/null || { log "kube-apiserver ($pid) is not running"; return 1; }
+  cp "/proc/$pid/cmdline" "$apiserver_command"
+  # Killed, as by a crash or a lost machine: a graceful stop stops listening at once but lingers
+  # up to a minute for its last requests, and the outage would begin at neither a known moment.
+  kill -KILL "$pid"
+  # Until its port is free: its first thread may be a zombie while the others still hold it.
+  port=$(tr '\0' '\n' <"$apiserver_command" | sed -n 's/^--secure-port=//p')
+  wait_for "kube-apiserver to stop" 60 port_free "$port"
+  log "kube-apiserver stopped"
+}
+
+start_apiserver() {
+  local command=() dir="$KWOK_WORKDIR/clusters/$name"
+  [ -f "$apiserver_command" ] || { log "no stopped kube-apiserver to start"; return 1; }
+  mapfile -d '' command <"$apiserver_command"
+  # As kwokctl started it: in the cluster's directory, its own session, its log appended to, its
+  # pid where kwokctl (and `down`) look for it.
+  (
+    cd "$dir"
+    setsid "${command[@]}" </dev/null >>"$dir/logs/kube-apiserver.log" 2>&1 &
+    echo $! >"$(apiserver_pid_file)"
+  )
+  wait_for "kube-apiserver to be ready" 120 api_ready
+  rm -f "$apiserver_command"
+  log "kube-apiserver started"
+}
+
 status() {
   if cluster_exists && api_ready; then
     echo "running: KUBECONFIG=$kubeconfig"
@@ -349,5 +392,7 @@ case ${1:-} in
   up) up ;;
   down) down ;;
   status) status ;;
-  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+  stop-apiserver) stop_apiserver ;;
+  start-apiserver) start_apiserver ;;
+  *) echo "usage: $0 up|down|status|stop-apiserver|start-apiserver" >&2; exit 2 ;;
 esac
