@@ -151,6 +151,9 @@ class KubeApi(Protocol):
 DISCOVERY_SECONDS = 30.0
 
 
+# The API server keeps this much of an event's message (1 KiB): post_event cuts it there.
+EVENT_MESSAGE_LIMIT = 1024
+
 USER_AGENT = f"taskmanager-operator/{__version__}"
 # Seconds to connect and to read an answer. The client waits forever by default, and a request
 # the API server never answers (it stopped, a connection dropped without a reset) would hold a
@@ -316,7 +319,13 @@ class Kube:
         self, involved: Mapping[str, str], event_type: str, reason: str, message: str
     ) -> None:
         """A core/v1 Event on one of our objects (a TaskManager unless `involved` names another
-        kind of ours), as `kubectl describe` shows them."""
+        kind of ours), as `kubectl describe` shows them.
+
+        Always a new Event: no correlation with one posted before (client-go's EventRecorder
+        PATCHes a repeat's count instead). That PATCH would be a write as much as this POST, and
+        a repeat is rare here: events are posted when something changed (a condition's
+        transition, a child written), not on every retry, and one reconcile's are merged first
+        (reconcile/outcome.py's Events)."""
         now = timestamp(datetime.now(UTC))
         self._core.create_namespaced_event(
             involved["namespace"],
@@ -334,8 +343,7 @@ class Kube:
                 },
                 "type": event_type,
                 "reason": reason,
-                # The API server caps messages at 1 KiB.
-                "message": message[:1024],
+                "message": message[:EVENT_MESSAGE_LIMIT],
                 "source": {"component": FIELD_MANAGER},
                 "reportingComponent": FIELD_MANAGER,
                 "reportingInstance": REPORTING_INSTANCE,

@@ -17,7 +17,7 @@ from taskmanager_operator.builders import managed
 from taskmanager_operator.builders.common import database_headless_name, database_name
 from taskmanager_operator.k8s import Kube
 from taskmanager_operator.reconcile.apply import Applier
-from taskmanager_operator.reconcile.outcome import Event
+from taskmanager_operator.reconcile.outcome import Event, Events
 from taskmanager_operator.resource import TaskManager
 from tests.support.wait import wait_until
 
@@ -54,13 +54,15 @@ def test_an_old_postgres_statefulset_is_replaced_keeping_its_volume_and_pod(
     claim = wait_until(owned_claim, timeout=60, what="the volume claim, owned by the StatefulSet")
     wait_until(lambda: core.read_namespaced_pod(pod_name, namespace), timeout=60, what="the pod")
 
+    # Each call is a reconcile's, with its own Events (which would tell a repeat only once).
     events: list[Event] = []
-    applier = Applier(kube, tm, events)
     workload = ("apps/v1", "StatefulSet", statefulset_name)
     services = [statefulset_name, database_headless_name(tm)]
 
     def replaced() -> bool:
-        applier.managed(managed.build_postgres(tm), workload, services)
+        told = Events()
+        Applier(kube, tm, told).managed(managed.build_postgres(tm), workload, services)
+        events.extend(told)
         current = apps.read_namespaced_stateful_set(statefulset_name, namespace)
         return bool(current.spec.service_name == database_headless_name(tm))
 

@@ -1,4 +1,5 @@
-"""Apply what the spec wants, delete the children it no longer wants; an event per change."""
+"""Apply what the spec wants, delete the children it no longer wants; each change goes in the
+reconcile's Events, which post one event per kind of change naming every child."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from dataclasses import dataclass, field
 from taskmanager_operator.builders.common import Capabilities, Manifest
 from taskmanager_operator.children import ChildKind, optional_children
 from taskmanager_operator.k8s import KubeApi, Object
-from taskmanager_operator.reconcile.outcome import Event
+from taskmanager_operator.reconcile.outcome import Event, Events
 from taskmanager_operator.resource import TaskManager
 
 logger = logging.getLogger(__name__)
@@ -25,7 +26,7 @@ class Applied:
 class Applier:
     """Writes the children of one TaskManager, appending to `events` what a user should see."""
 
-    def __init__(self, kube: KubeApi, tm: TaskManager, events: list[Event]) -> None:
+    def __init__(self, kube: KubeApi, tm: TaskManager, events: Events) -> None:
         self.kube = kube
         self.tm = tm
         self.events = events
@@ -36,7 +37,7 @@ class Applier:
         if result.changed:
             verb = "Created" if result.created else "Updated"
             what = f"{manifest['kind']} {manifest['metadata']['name']}"
-            self.events.append(Event("Normal", verb, f"{verb} {what}"))
+            self.events.append(Event.listing("Normal", verb, [what]))
             logger.info("%s %s in %s", verb.lower(), what, manifest["metadata"]["namespace"])
         return result.object
 
@@ -120,5 +121,5 @@ class Applier:
                 continue
             name = when.name(tm)
             if self.kube.delete_owned(child.api_version, child.kind, tm.namespace, name, tm.uid):
-                self.events.append(Event("Normal", "Deleted", f"Deleted {child.kind} {name}"))
+                self.events.append(Event.listing("Normal", "Deleted", [f"{child.kind} {name}"]))
         return applied

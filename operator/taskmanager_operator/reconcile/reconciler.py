@@ -48,7 +48,7 @@ from taskmanager_operator.reconcile.backups import (
     pre_upgrade_backup,
     wants_final_backup,
 )
-from taskmanager_operator.reconcile.outcome import Event, Observed, Outcome
+from taskmanager_operator.reconcile.outcome import Event, Events, Observed, Outcome
 from taskmanager_operator.reconcile.secret_refs import (
     REDIS_URL_REF,
     missing_conditions,
@@ -222,7 +222,7 @@ class Reconciler:
             return Outcome(exists=False)
         since = datetime.fromisoformat(body["metadata"]["deletionTimestamp"].replace("Z", "+00:00"))
         final = final_backup(self.kube, tm, since, self.clock())
-        outcome = Outcome(uid=tm.uid, events=list(final.events))
+        outcome = Outcome(uid=tm.uid, events=Events(final.events))
         if final.done:
             finalizers.remove(FINAL_BACKUP_FINALIZER)
             self.kube.set_taskmanager_finalizers(
