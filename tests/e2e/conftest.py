@@ -39,8 +39,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if Path(str(item.fspath)).is_relative_to(here):
             item.add_marker(pytest.mark.cluster)
             item.add_marker(pytest.mark.e2e)
-    # A test that restarts the node goes last, after every test that needs the node's pods.
-    items.sort(key=lambda item: item.get_closest_marker("restarts_node") is not None)
 
 
 @pytest.fixture(scope="session")

@@ -39,6 +39,14 @@ class OperatorProcess:
             for sample in family.samples
         ]
 
+    def live(self) -> bool:
+        """Running, and its liveness endpoint (what a kubelet probes) answers 200."""
+        if self.process.poll() is not None:
+            raise AssertionError(f"the operator exited:\n{self.log_tail()}")
+        url = f"http://127.0.0.1:{self.liveness_port}/healthz"
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+
     def reconciles(self, namespace: str, name: str, result: str = "success") -> float:
         """How many reconciles of one TaskManager finished with `result` (the operator's metric)."""
         wanted = {"namespace": namespace, "name": name, "result": result}
@@ -120,16 +128,8 @@ def run_operator(
             stderr=subprocess.STDOUT,
         )
     operator = OperatorProcess(process, log, metrics_port, liveness_port)
-
-    def alive() -> bool:
-        if process.poll() is not None:
-            raise AssertionError(f"the operator exited:\n{operator.log_tail()}")
-        url = f"http://127.0.0.1:{liveness_port}/healthz"
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return bool(response.status == 200)
-
     try:
-        wait_until(alive, timeout=60, what="the operator's liveness endpoint")
+        wait_until(operator.live, timeout=60, what="the operator's liveness endpoint")
         yield operator
     finally:
         stop_process(process, timeout=30)

@@ -41,3 +41,19 @@ def wait_until(
                 f"timed out after {timeout:.0f} s waiting for {what}; last: {last!r}"
             )
         time.sleep(interval)
+
+
+def holds_for(
+    probe: Callable[[], object], *, seconds: float, interval: float = 1.0, what: str
+) -> int:
+    """Call `probe` every `interval` for `seconds`; it must be truthy every time. Returns how many
+    times it was asked. A falsy answer or an exception fails at once, naming `what`."""
+    deadline, asked = time.monotonic() + seconds, 0
+    while True:
+        value = probe()
+        asked += 1
+        if not value:
+            raise AssertionError(f"{what} stopped holding after {asked} checks: {value!r}")
+        if time.monotonic() >= deadline:
+            return asked
+        time.sleep(interval)
