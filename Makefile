@@ -115,6 +115,10 @@ bench-operator: install ## The operator at N TaskManagers against applying their
 	$(PY) -m bench.operator_scale $(if $(NS),--ns "$(NS)") $(if $(BEFORE),--before $(BEFORE)) \
 	  $(if $(IDLE),--idle-seconds $(IDLE)) $(if $(KEEP_CLUSTER),--keep-cluster)
 
+.PHONY: bench-operator-kills
+bench-operator-kills: install ## The operator SIGKILLed at random moments while TaskManagers converge, TRIALS times (default 20); writes docs/benchmarks.md.
+	$(PY) -m bench.operator_kills $(if $(TRIALS),--trials $(TRIALS)) $(if $(KEEP_CLUSTER),--keep-cluster)
+
 ##@ Generated files
 .PHONY: manifests
 manifests: $(VENV)/.installed ## Generate the CRD in crds/ from the pydantic models, the chart's copy and its README's values.

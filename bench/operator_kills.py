@@ -1,0 +1,213 @@
+"""`make bench-operator-kills`: the operator SIGKILLed at random moments while TaskManagers
+converge, trial after trial (the kill test of `make test`, tests/cluster/test_operator_killed.py,
+run many times and measured).
+
+Each trial, in a namespace of its own on the local kwok-only cluster (made as bench-operator
+makes it, when none that fits runs): `--taskmanagers` TaskManagers of `spec: {}` created at once;
+`--kills` runs of the operator, each SIGKILLed after a random number of finished reconciles (at
+most twice the TaskManagers; the trial's seed, printed, repeats them); then one last run, timed
+from its start until every TaskManager is Ready on its generation (at most `--deadline` s). The
+trial counts as converged when they all were, and the children are inspected: duplicates,
+orphans, migration Jobs per TaskManager (one each), TaskManagers whose children differ by kind.
+Writes .local/bench-operator-kills.json and the "Operator killed" section of docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import random
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "operator")]
+
+from kubernetes import client  # noqa: E402
+
+from bench import operator_cluster as cluster  # noqa: E402
+from bench.backup import machine, revision  # noqa: E402
+from taskmanager_operator.api.v1alpha1 import GROUP, KIND, PLURAL, VERSION  # noqa: E402
+from tests.support.convergence import all_ready, inspect_children, kill_moment  # noqa: E402
+from tests.support.operator import operators  # noqa: E402
+from tests.support.wait import WaitTimeoutError, wait_until  # noqa: E402
+
+AGENT = "taskmanager-bench/kills"
+RESULTS = ROOT / ".local" / "bench-operator-kills.json"
+DOC = ROOT / "docs" / "benchmarks.md"
+HEADING = "## Operator killed"
+KILL_MOMENT_TIMEOUT_S = 180
+
+
+@dataclass
+class Trial:
+    seed: str
+    kill_after: list[int]
+    converged: bool
+    converge_seconds: float | None
+    duplicates: int
+    orphans: int
+    migration_jobs_wrong: int
+    uneven: int
+
+    @property
+    def sound(self) -> bool:
+        return self.converged and not (
+            self.duplicates or self.orphans or self.migration_jobs_wrong or self.uneven
+        )
+
+
+def run_trial(api: client.ApiClient, index: int, args: argparse.Namespace) -> Trial:
+    namespace = f"bench-kills-{index:02d}-{int(time.time())}"
+    cluster.create_namespace(api, namespace)
+    custom = client.CustomObjectsApi(api)
+    names = [f"tm-{i:02d}" for i in range(args.taskmanagers)]
+    try:
+        for name in names:
+            custom.create_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+                {
+                    "apiVersion": f"{GROUP}/{VERSION}",
+                    "kind": KIND,
+                    "metadata": {"name": name},
+                    "spec": {},
+                },
+            )
+        moments = random.Random(namespace)  # noqa: S311 - bench moments, not secrets
+        kill_after: list[int] = []
+        for _ in range(args.kills):
+            with operators(namespace, clock=None) as (operator,):
+                kill_after.append(moments.randint(1, 2 * args.taskmanagers))
+                wait_until(
+                    functools.partial(kill_moment, operator, api, namespace, names, kill_after[-1]),
+                    timeout=KILL_MOMENT_TIMEOUT_S,
+                    what=f"the operator's {kill_after[-1]}th reconcile",
+                )
+                operator.process.kill()
+                operator.process.wait()
+        with operators(namespace, clock=None):
+            started = time.monotonic()
+            try:
+                wait_until(
+                    functools.partial(all_ready, api, namespace, args.taskmanagers),
+                    timeout=args.deadline,
+                    interval=1,
+                    what="every TaskManager Ready",
+                )
+                seconds: float | None = time.monotonic() - started
+            except WaitTimeoutError:
+                seconds = None
+            found = inspect_children(api, namespace, names)
+        return Trial(
+            seed=namespace,
+            kill_after=kill_after,
+            converged=seconds is not None,
+            converge_seconds=None if seconds is None else round(seconds, 1),
+            duplicates=len(found.duplicates),
+            orphans=len(found.orphans),
+            migration_jobs_wrong=sum(1 for n in found.migrations.values() if n != 1),
+            uneven=len(found.uneven),
+        )
+    finally:
+        release_finalizers(custom, namespace)
+        cluster.delete_namespace(api, namespace)
+
+
+def release_finalizers(custom: client.CustomObjectsApi, namespace: str) -> None:
+    """No operator runs here any more to release the TaskManagers' finalizers."""
+    for body in custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]:
+        custom.patch_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            body["metadata"]["name"],
+            {"metadata": {"finalizers": []}},
+        )
+
+
+def render(trials: list[Trial], args: argparse.Namespace) -> str:
+    times = [t.converge_seconds for t in trials if t.converge_seconds is not None]
+    sound = sum(t.sound for t in trials)
+    lines = [
+        HEADING,
+        "",
+        "`make bench-operator-kills`: "
+        f"{len(trials)} trials of {args.taskmanagers} TaskManagers with {args.kills} SIGKILLs "
+        f"each, at revision {revision()}, {datetime.now(UTC):%Y-%m-%d}, on {machine()}. "
+        "Converge time is the last run's, from its start until every TaskManager is Ready on "
+        f"its generation (deadline {args.deadline:.0f} s). The operator runs with the tests' "
+        "settings (tests/support/operator.py: 2 s progress polls, 1-4 s retries).",
+        "",
+        "| trials | converged | sound (converged, nothing wrong) | duplicates | orphans "
+        "| wrong migration Job count | converge median | converge max |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"| {len(trials)} | {sum(t.converged for t in trials)} | {sound} "
+        f"| {sum(t.duplicates for t in trials)} | {sum(t.orphans for t in trials)} "
+        f"| {sum(t.migration_jobs_wrong for t in trials)} "
+        f"| {statistics.median(times):.1f} s | {max(times):.1f} s |"
+        if times
+        else f"| {len(trials)} | 0 | 0 | - | - | - | - | - |",
+        "",
+        "Per trial (seed: the namespace, which seeds the kill moments; kills after that many "
+        "finished reconciles):",
+        "",
+        "| seed | kills after | converged in | duplicates | orphans | migration Jobs wrong "
+        "| uneven |",
+        "|---|---|---:|---:|---:|---:|---:|",
+        *(
+            f"| {t.seed} | {', '.join(map(str, t.kill_after))} "
+            f"| {'not' if t.converge_seconds is None else f'{t.converge_seconds:.1f} s'} "
+            f"| {t.duplicates} | {t.orphans} | {t.migration_jobs_wrong} | {t.uneven} |"
+            for t in trials
+        ),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_section(section: str) -> None:
+    text = DOC.read_text()
+    if HEADING not in text:
+        DOC.write_text(text.rstrip("\n") + "\n\n" + section)
+        return
+    head, _, rest = text.partition(HEADING)
+    _, found, tail = rest.partition("\n## ")
+    DOC.write_text(head + section + (f"\n## {tail}" if found else ""))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--taskmanagers", type=int, default=20)
+    parser.add_argument("--kills", type=int, default=3)
+    parser.add_argument("--deadline", type=float, default=300)
+    parser.add_argument("--keep-cluster", action="store_true")
+    args = parser.parse_args()
+    made = cluster.ensure_cluster(cluster.Size.for_taskmanagers(args.taskmanagers), AGENT)
+    api = cluster.api_client(AGENT)
+    trials: list[Trial] = []
+    try:
+        cluster.install_crds(ROOT / "crds")
+        for index in range(args.trials):
+            trial = run_trial(api, index, args)
+            trials.append(trial)
+            print(f"[bench] trial {index + 1}/{args.trials}: {asdict(trial)}", flush=True)
+            RESULTS.write_text(json.dumps([asdict(t) for t in trials], indent=1))
+    finally:
+        if made and not args.keep_cluster:
+            cluster.remove_cluster()
+    write_section(render(trials, args))
+    print(render(trials, args))
+    return 0 if all(t.sound for t in trials) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
