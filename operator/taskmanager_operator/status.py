@@ -7,7 +7,7 @@ observes nothing new computes exactly the status that is already there, and writ
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -43,6 +43,9 @@ class Condition:
     status: ConditionStatus
     reason: str
     message: str = ""
+    # A state someone must act on whatever the condition's type (a pod that cannot run): its
+    # arrival is a Warning event. Not part of the status, nor of a condition's identity.
+    warning: bool = field(default=False, compare=False)
 
 
 def true(type: str, reason: str, message: str = "") -> Condition:

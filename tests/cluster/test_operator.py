@@ -492,6 +492,9 @@ def test_a_migration_pod_that_cannot_be_scheduled_is_named_at_once(tms: TaskMana
     assert "cannot be scheduled" in condition["message"], condition
     assert "node affinity/selector" in condition["message"], condition
     assert tms.get("stranded")["status"]["phase"] != "Degraded"
+    # `kubectl describe` tells it too, once.
+    event = tms.wait_event("stranded", "MigrationUnschedulable", "Warning")
+    assert "cannot be scheduled" in event.message, event.message
 
 
 @pytest.fixture

@@ -9,8 +9,10 @@ from typing import Any
 import pytest
 
 from taskmanager_operator.reconcile import migration_gate
+from taskmanager_operator.reconcile.migration_gate import decide
 from taskmanager_operator.reconcile.pods import JOB_NAME_LABEL, PodProblem, pod_problem
 from taskmanager_operator.reconcile.reconciler import Reconciler
+from taskmanager_operator.reconcile.status_writer import condition_events
 from taskmanager_operator.settings import OperatorSettings
 from tests.support.fake_kube import FakeKube, settle
 
@@ -70,6 +72,14 @@ def test_an_image_that_cannot_be_pulled_is_named() -> None:
     assert problem.reason == "ImagePullBackOff"
     assert "demo-api-1" in problem.message
     assert "example.invalid/api:1" in problem.message
+
+
+def test_an_image_the_node_does_not_have_under_pull_policy_never_is_named() -> None:
+    message = 'Container image "localhost/api:1" is not present with pull policy of Never'
+    problem = pod_problem([pod("demo-api-1", waiting("ErrImageNeverPull", message))])
+    assert problem is not None
+    assert problem.reason == "ErrImageNeverPull"
+    assert message in problem.message
 
 
 def test_a_crash_loop_says_the_exit_code_and_where_the_logs_are() -> None:
@@ -184,3 +194,18 @@ def test_the_reconcile_names_a_stuck_migration_then_a_stuck_rollout() -> None:
 
     settle(kube, NS)
     assert conditions()["Ready"]["status"] == "True", "pods are not read once rolled out"
+
+
+def test_a_pod_that_cannot_run_is_a_warning_event_once_not_only_a_condition() -> None:
+    problem = PodProblem("ErrImageNeverPull", "pod demo-migrate-x: ErrImageNeverPull: not present")
+    running = decide(None, "api:2", "Running", database_ready=True, job_name="demo-migrate-x")
+    stuck = decide(None, "api:2", "Running", True, "demo-migrate-x", pod_problem=problem).condition
+    previous = [{"type": stuck.type, "status": "False", "reason": running.condition.reason}]
+    (event,) = condition_events(previous, [stuck])
+    assert (event.type, event.reason) == ("Warning", "MigrationErrImageNeverPull")
+    assert problem.message in event.message
+    # Still stuck on the next reconcile: the condition stays, no second event.
+    told = [{"type": stuck.type, "status": stuck.status, "reason": stuck.reason}]
+    assert condition_events(told, [stuck]) == []
+    # A migration that runs as it should is no warning.
+    assert condition_events([], [running.condition]) == []

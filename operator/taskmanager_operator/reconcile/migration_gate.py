@@ -102,7 +102,7 @@ def decide(
         reason = f"Migration{pod_problem.reason}"
     return Gate(
         current_image,
-        st.false(applied, reason, message),
+        st.Condition(applied, "False", reason, message, warning=pod_problem is not None),
         create_job=job == "Absent",
         poll=True,
     )

@@ -127,7 +127,9 @@ def observe_api(
             updated = f"{updated}; {pod_problem.message}"
             pods_ready = f"{pods_ready}; {pod_problem.message}"
         rolling = pod_problem.reason if pod_problem is not None else "RollingOut"
-        progressing = st.true(st.PROGRESSING, rolling, updated)
+        progressing = st.Condition(
+            st.PROGRESSING, "True", rolling, updated, warning=pod_problem is not None
+        )
     if degraded_reason is not None:
         ready = st.false(st.READY, degraded_reason, pods_ready)
     elif pods.done and on_desired:

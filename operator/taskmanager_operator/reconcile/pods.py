@@ -14,12 +14,19 @@ from taskmanager_operator.k8s import Object
 # Waiting reasons that do not go away by themselves: each needs someone to act.
 STUCK_WAITING_REASONS = frozenset(
     {
+        # The kubelet's image errors (pkg/kubelet/images)...
         "ErrImagePull",
         "ImagePullBackOff",
+        "ErrImageNeverPull",
+        "ImageInspectError",
         "InvalidImageName",
+        # ...and its container runtime's (pkg/kubelet/kuberuntime).
         "CrashLoopBackOff",
         "CreateContainerConfigError",
         "CreateContainerError",
+        "PreCreateHookError",
+        "PreStartHookError",
+        "PostStartHookError",
         "RunContainerError",
     }
 )

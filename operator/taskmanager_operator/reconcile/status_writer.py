@@ -100,7 +100,7 @@ def condition_events(
     """The events a status change deserves: one per condition that moved to a notable state."""
     events: list[Event] = []
     for condition in st.transitions(previous, current):
-        if (condition.type, condition.status) in WARNED_STATES:
+        if condition.warning or (condition.type, condition.status) in WARNED_STATES:
             events.append(Event("Warning", condition.reason, condition.message))
         elif condition.type == st.READY and condition.status == "True":
             events.append(Event("Normal", "Ready", condition.message))
