@@ -5,7 +5,7 @@ run many times and measured).
 Each trial, in a namespace of its own on the local kwok-only cluster (made as bench-operator
 makes it, when none that fits runs): `--taskmanagers` TaskManagers of `spec: {}` created at once;
 `--kills` runs of the operator, each SIGKILLed after a random number of finished reconciles (at
-most twice the TaskManagers; the trial's seed, printed, repeats them); then one last run, timed
+most one per TaskManager, so most land mid-convergence; the trial's seed, printed, repeats them); then one last run, timed
 from its start until every TaskManager is Ready on its generation (at most `--deadline` s). The
 trial counts as converged when they all were, and the children are inspected: duplicates,
 orphans, migration Jobs per TaskManager (one each), TaskManagers whose children differ by kind.
@@ -48,8 +48,13 @@ KILL_MOMENT_TIMEOUT_S = 180
 class Trial:
     seed: str
     kill_after: list[int]
+    kills_mid_convergence: int
+    """Kills that came while some TaskManager was not Ready yet."""
     converged: bool
     converge_seconds: float | None
+    """From the first TaskManager created until all are Ready, kills and restarts included."""
+    last_run_seconds: float | None
+    """From the last run's start until all are Ready."""
     duplicates: int
     orphans: int
     migration_jobs_wrong: int
@@ -81,11 +86,14 @@ def run_trial(api: client.ApiClient, index: int, args: argparse.Namespace) -> Tr
                     "spec": {},
                 },
             )
+        created = time.monotonic()
         moments = random.Random(namespace)  # noqa: S311 - bench moments, not secrets
         kill_after: list[int] = []
+        mid_convergence = 0
         for _ in range(args.kills):
             with operators(namespace, clock=None) as (operator,):
-                kill_after.append(moments.randint(1, 2 * args.taskmanagers))
+                # Within the first pass over the TaskManagers: most kills land mid-convergence.
+                kill_after.append(moments.randint(1, args.taskmanagers))
                 wait_until(
                     functools.partial(kill_moment, operator, api, namespace, names, kill_after[-1]),
                     timeout=KILL_MOMENT_TIMEOUT_S,
@@ -93,6 +101,7 @@ def run_trial(api: client.ApiClient, index: int, args: argparse.Namespace) -> Tr
                 )
                 operator.process.kill()
                 operator.process.wait()
+                mid_convergence += not all_ready(api, namespace, args.taskmanagers)
         with operators(namespace, clock=None):
             started = time.monotonic()
             try:
@@ -102,15 +111,18 @@ def run_trial(api: client.ApiClient, index: int, args: argparse.Namespace) -> Tr
                     interval=1,
                     what="every TaskManager Ready",
                 )
-                seconds: float | None = time.monotonic() - started
+                last_run: float | None = time.monotonic() - started
             except WaitTimeoutError:
-                seconds = None
+                last_run = None
+            total = None if last_run is None else time.monotonic() - created
             found = inspect_children(api, namespace, names)
         return Trial(
             seed=namespace,
             kill_after=kill_after,
-            converged=seconds is not None,
-            converge_seconds=None if seconds is None else round(seconds, 1),
+            kills_mid_convergence=mid_convergence,
+            converged=last_run is not None,
+            converge_seconds=None if total is None else round(total, 1),
+            last_run_seconds=None if last_run is None else round(last_run, 1),
             duplicates=len(found.duplicates),
             orphans=len(found.orphans),
             migration_jobs_wrong=sum(1 for n in found.migrations.values() if n != 1),
@@ -136,41 +148,53 @@ def release_finalizers(custom: client.CustomObjectsApi, namespace: str) -> None:
 
 def render(trials: list[Trial], args: argparse.Namespace) -> str:
     times = [t.converge_seconds for t in trials if t.converge_seconds is not None]
-    sound = sum(t.sound for t in trials)
+    last = [t.last_run_seconds for t in trials if t.last_run_seconds is not None]
+    mid = sum(t.kills_mid_convergence for t in trials)
     lines = [
         HEADING,
         "",
         "`make bench-operator-kills`: "
         f"{len(trials)} trials of {args.taskmanagers} TaskManagers with {args.kills} SIGKILLs "
-        f"each, at revision {revision()}, {datetime.now(UTC):%Y-%m-%d}, on {machine()}. "
-        "Converge time is the last run's, from its start until every TaskManager is Ready on "
-        f"its generation (deadline {args.deadline:.0f} s). The operator runs with the tests' "
-        "settings (tests/support/operator.py: 2 s progress polls, 1-4 s retries).",
+        f"each, at revision {revision()}, {datetime.now(UTC):%Y-%m-%d}, on {machine()}. Each "
+        "run of the operator is killed after a random number of finished reconciles, at most "
+        "one per TaskManager, so most kills come while some TaskManager is not Ready yet. "
+        "Converge time runs from the first TaskManager created until all are Ready on their "
+        "generation, kills and restarts included (the last run's share beside it; deadline "
+        f"{args.deadline:.0f} s). The operator runs with the tests' settings "
+        "(tests/support/operator.py: 2 s progress polls, 1-4 s retries).",
         "",
-        "| trials | converged | sound (converged, nothing wrong) | duplicates | orphans "
-        "| wrong migration Job count | converge median | converge max |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
-        f"| {len(trials)} | {sum(t.converged for t in trials)} | {sound} "
+        "| trials | kills (mid-convergence) | converged | sound | duplicates | orphans "
+        "| wrong migration Job count | converge median (max) | last run median (max) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"| {len(trials)} | {args.kills * len(trials)} ({mid}) "
+        f"| {sum(t.converged for t in trials)} | {sum(t.sound for t in trials)} "
         f"| {sum(t.duplicates for t in trials)} | {sum(t.orphans for t in trials)} "
         f"| {sum(t.migration_jobs_wrong for t in trials)} "
-        f"| {statistics.median(times):.1f} s | {max(times):.1f} s |"
-        if times
-        else f"| {len(trials)} | 0 | 0 | - | - | - | - | - |",
+        f"| {_spread(times)} | {_spread(last)} |",
         "",
-        "Per trial (seed: the namespace, which seeds the kill moments; kills after that many "
-        "finished reconciles):",
+        "Sound: converged, with no child twice, none orphaned, one migration Job per TaskManager "
+        "and the same children per TaskManager. Per trial (seed: the namespace, which seeds the "
+        "kill moments; kills after that many finished reconciles):",
         "",
-        "| seed | kills after | converged in | duplicates | orphans | migration Jobs wrong "
-        "| uneven |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| seed | kills after | mid-convergence | converged in | last run | duplicates | orphans "
+        "| migration Jobs wrong | uneven |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
         *(
-            f"| {t.seed} | {', '.join(map(str, t.kill_after))} "
-            f"| {'not' if t.converge_seconds is None else f'{t.converge_seconds:.1f} s'} "
+            f"| {t.seed} | {', '.join(map(str, t.kill_after))} | {t.kills_mid_convergence} "
+            f"| {_seconds(t.converge_seconds)} | {_seconds(t.last_run_seconds)} "
             f"| {t.duplicates} | {t.orphans} | {t.migration_jobs_wrong} | {t.uneven} |"
             for t in trials
         ),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _seconds(value: float | None) -> str:
+    return "not" if value is None else f"{value:.1f} s"
+
+
+def _spread(values: list[float]) -> str:
+    return f"{statistics.median(values):.1f} s ({max(values):.1f} s)" if values else "-"
 
 
 def write_section(section: str) -> None:

@@ -35,7 +35,7 @@ def test_an_operator_killed_again_and_again_converges_without_orphans_or_duplica
     moments = random.Random(namespace)  # noqa: S311 - test moments, not secrets
     for _ in range(KILLS):
         with operators(namespace, clock=None) as (operator,):
-            kill_after = moments.randint(1, 2 * TASKMANAGERS)
+            kill_after = moments.randint(1, TASKMANAGERS)
             wait_until(
                 functools.partial(kill_moment, operator, api_client, namespace, names, kill_after),
                 timeout=120,
