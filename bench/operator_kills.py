@@ -5,10 +5,11 @@ run many times and measured).
 Each trial, in a namespace of its own on the local kwok-only cluster (made as bench-operator
 makes it, when none that fits runs): `--taskmanagers` TaskManagers of `spec: {}` created at once;
 `--kills` runs of the operator, each SIGKILLed after a random number of finished reconciles (at
-most one per TaskManager, so most land mid-convergence; the trial's seed, printed, repeats them); then one last run, timed
-from its start until every TaskManager is Ready on its generation (at most `--deadline` s). The
-trial counts as converged when they all were, and the children are inspected: duplicates,
-orphans, migration Jobs per TaskManager (one each), TaskManagers whose children differ by kind.
+most one per TaskManager, so most land mid-convergence; the trial's seed, printed, repeats them);
+then one last run, until every TaskManager is Ready on its generation (at most `--deadline` s),
+timed from the first create. The trial counts as converged when they all were, and the children
+are inspected: duplicates, orphans, migration Jobs per TaskManager (one each), TaskManagers whose
+children differ by kind.
 Writes .local/bench-operator-kills.json and the "Operator killed" section of docs/benchmarks.md.
 """
 
