@@ -43,6 +43,7 @@ RESULTS = ROOT / ".local" / "bench-operator-kills.json"
 DOC = ROOT / "docs" / "benchmarks.md"
 HEADING = "## Operator killed"
 KILL_MOMENT_TIMEOUT_S = 180
+NAMESPACE_PREFIX = "bench-kills-"
 
 
 @dataclass
@@ -69,7 +70,7 @@ class Trial:
 
 
 def run_trial(api: client.ApiClient, index: int, args: argparse.Namespace) -> Trial:
-    namespace = f"bench-kills-{index:02d}-{int(time.time())}"
+    namespace = f"{NAMESPACE_PREFIX}{index:02d}-{int(time.time())}"
     cluster.create_namespace(api, namespace)
     custom = client.CustomObjectsApi(api)
     names = [f"tm-{i:02d}" for i in range(args.taskmanagers)]
@@ -132,6 +133,18 @@ def run_trial(api: client.ApiClient, index: int, args: argparse.Namespace) -> Tr
     finally:
         release_finalizers(custom, namespace)
         cluster.delete_namespace(api, namespace)
+
+
+def remove_leftovers(api: client.ApiClient) -> None:
+    """The namespaces of an earlier run that was stopped mid-trial: they hold volumes a trial
+    needs (the cluster is sized for one trial at a time)."""
+    custom = client.CustomObjectsApi(api)
+    for namespace in client.CoreV1Api(api).list_namespace().items:
+        name = namespace.metadata.name
+        if name.startswith(NAMESPACE_PREFIX):
+            print(f"[bench] removing {name}, left by an earlier run", flush=True)
+            release_finalizers(custom, name)
+            cluster.delete_namespace(api, name)
 
 
 def release_finalizers(custom: client.CustomObjectsApi, namespace: str) -> None:
@@ -221,6 +234,7 @@ def main() -> int:
     trials: list[Trial] = []
     try:
         cluster.install_crds(ROOT / "crds")
+        remove_leftovers(api)
         for index in range(args.trials):
             trial = run_trial(api, index, args)
             trials.append(trial)
