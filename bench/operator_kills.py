@@ -32,15 +32,16 @@ sys.path[:0] = [str(ROOT), str(ROOT / "operator")]
 from kubernetes import client  # noqa: E402
 
 from bench import operator_cluster as cluster  # noqa: E402
+from bench import operator_scale as scale  # noqa: E402
+from bench import report  # noqa: E402
 from bench.backup import machine, revision  # noqa: E402
-from taskmanager_operator.api.v1alpha1 import GROUP, KIND, PLURAL, VERSION  # noqa: E402
+from taskmanager_operator.api.v1alpha1 import GROUP, PLURAL, VERSION  # noqa: E402
 from tests.support.convergence import all_ready, inspect_children, kill_moment  # noqa: E402
 from tests.support.operator import operators  # noqa: E402
 from tests.support.wait import WaitTimeoutError, wait_until  # noqa: E402
 
 AGENT = "taskmanager-bench/kills"
 RESULTS = ROOT / ".local" / "bench-operator-kills.json"
-DOC = ROOT / "docs" / "benchmarks.md"
 HEADING = "## Operator killed"
 KILL_MOMENT_TIMEOUT_S = 180
 NAMESPACE_PREFIX = "bench-kills-"
@@ -73,20 +74,11 @@ def run_trial(api: client.ApiClient, index: int, args: argparse.Namespace) -> Tr
     namespace = f"{NAMESPACE_PREFIX}{index:02d}-{int(time.time())}"
     cluster.create_namespace(api, namespace)
     custom = client.CustomObjectsApi(api)
-    names = [f"tm-{i:02d}" for i in range(args.taskmanagers)]
+    names = [scale.name(number) for number in range(args.taskmanagers)]
     try:
-        for name in names:
+        for number in range(args.taskmanagers):
             custom.create_namespaced_custom_object(
-                GROUP,
-                VERSION,
-                namespace,
-                PLURAL,
-                {
-                    "apiVersion": f"{GROUP}/{VERSION}",
-                    "kind": KIND,
-                    "metadata": {"name": name},
-                    "spec": {},
-                },
+                GROUP, VERSION, namespace, PLURAL, scale.taskmanager(number)
             )
         created = time.monotonic()
         moments = random.Random(namespace)  # noqa: S311 - bench moments, not secrets
@@ -211,16 +203,6 @@ def _spread(values: list[float]) -> str:
     return f"{statistics.median(values):.1f} s ({max(values):.1f} s)" if values else "-"
 
 
-def write_section(section: str) -> None:
-    text = DOC.read_text()
-    if HEADING not in text:
-        DOC.write_text(text.rstrip("\n") + "\n\n" + section)
-        return
-    head, _, rest = text.partition(HEADING)
-    _, found, tail = rest.partition("\n## ")
-    DOC.write_text(head + section + (f"\n## {tail}" if found else ""))
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--trials", type=int, default=20)
@@ -243,7 +225,7 @@ def main() -> int:
     finally:
         if made and not args.keep_cluster:
             cluster.remove_cluster()
-    write_section(render(trials, args))
+    report.write_heading_section(HEADING, render(trials, args))
     print(render(trials, args))
     return 0 if all(t.sound for t in trials) else 1
 

@@ -16,8 +16,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bench import report
+
 ROOT = Path(__file__).resolve().parent.parent
-DOC = ROOT / "docs" / "benchmarks.md"
 PLOT = ROOT / "docs" / "operator-scale.png"
 HEADING = "## Operator at scale"
 SIDES = ("baseline", "before", "after")
@@ -206,20 +207,13 @@ def render(phases: Sequence[Phase], run: Run) -> str:
         ]
     if detail := idle_detail(phases):
         lines += ["", "The idle windows' requests (verb resource count):", "", *detail]
-    lines += ["", f"![the operator at scale]({PLOT.relative_to(DOC.parent)})"]
+    lines += ["", f"![the operator at scale]({PLOT.relative_to(report.DOC.parent)})"]
     return "\n".join(lines)
 
 
 def write_section(results: str) -> None:
     """Replaces the section (its heading up to the next `## `) or adds it at the end."""
-    section = f"{HEADING}\n\n{METHOD}\n{results}\n"
-    text = DOC.read_text()
-    if HEADING not in text:
-        DOC.write_text(text.rstrip("\n") + "\n\n" + section)
-        return
-    head, _, rest = text.partition(HEADING)
-    _, found, tail = rest.partition("\n## ")
-    DOC.write_text(head + section + (f"\n## {tail}" if found else ""))
+    report.write_heading_section(HEADING, f"{HEADING}\n\n{METHOD}\n{results}\n")
 
 
 def series(phases: Sequence[Phase], side: str, value: Any) -> tuple[list[int], list[float]]:

@@ -204,3 +204,15 @@ def write_doc(section: str, begin: str = BEGIN, end: str = END) -> None:
     head, _, rest = DOC.read_text().partition(begin)
     _, _, tail = rest.partition(end)
     DOC.write_text(f"{head}{begin}\n{section}\n{end}{tail}")
+
+
+def write_heading_section(heading: str, section: str) -> None:
+    """Replaces the section of docs/benchmarks.md that starts at `heading` (up to the next
+    `## `), or adds it at the end; `section` starts with the heading."""
+    text = DOC.read_text()
+    if heading not in text:
+        DOC.write_text(text.rstrip("\n") + "\n\n" + section)
+        return
+    head, _, rest = text.partition(heading)
+    _, found, tail = rest.partition("\n## ")
+    DOC.write_text(head + section + (f"\n## {tail}" if found else ""))
