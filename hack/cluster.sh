@@ -347,10 +347,12 @@ down() {
 apiserver_pid_file() { echo "$KWOK_WORKDIR/clusters/$name/pids/kube-apiserver.pid"; }
 apiserver_command="$local_dir/kube-apiserver.cmdline"
 
-port_free() { [ -z "$(ss -Htln "sport = :$1")" ]; }
+# Nothing listens on the address and port any more (the real node's socat forwards the same port
+# on another address, and stays).
+port_free() { [ -z "$(ss -Htln "src $1 and sport = :$2")" ]; }
 
 stop_apiserver() {
-  local pid port
+  local pid address port
   pid=$(cat "$(apiserver_pid_file)")
   kill -0 "$pid" 2>/dev/null || { log "kube-apiserver ($pid) is not running"; return 1; }
   cp "/proc/$pid/cmdline" "$apiserver_command"
@@ -358,8 +360,9 @@ stop_apiserver() {
   # up to a minute for its last requests, and the outage would begin at neither a known moment.
   kill -KILL "$pid"
   # Until its port is free: its first thread may be a zombie while the others still hold it.
+  address=$(tr '\0' '\n' <"$apiserver_command" | sed -n 's/^--bind-address=//p')
   port=$(tr '\0' '\n' <"$apiserver_command" | sed -n 's/^--secure-port=//p')
-  wait_for "kube-apiserver to stop" 60 port_free "$port"
+  wait_for "kube-apiserver to stop" 60 port_free "${address:-0.0.0.0}" "$port"
   log "kube-apiserver stopped"
 }
 
