@@ -385,7 +385,17 @@ remove_containers() {
 
 # Leftovers the node's components make outside its own directories.
 remove_leftovers() {
-  local mount
+  local mount netns link
+  # A pod's network namespace outlives its unmount until the kernel's cleanup gets to it, seconds
+  # later, and the host's end of its veth with it: each namespace's links are deleted now, which
+  # removes both ends at once.
+  for netns in /run/netns/cni-*; do
+    [ -e "$netns" ] || continue
+    for link in $(ip -n "${netns##*/}" -o link show 2>/dev/null |
+        awk -F': ' '$2 != "lo" {sub(/@.*/, "", $2); print $2}'); do
+      ip -n "${netns##*/}" link del "$link" 2>/dev/null || true
+    done
+  done
   # Deepest first: volumes inside pods' directories, then the sandboxes' namespaces.
   for mount in $(awk -v s="$state" -v r="$containerd_root" 'index($5, s) == 1 || index($5, r) == 1 || $5 ~ "^/run/netns/cni-" {print $5}' \
       /proc/self/mountinfo | sort -r); do
