@@ -324,6 +324,9 @@ up() {
   log "use it with: export KUBECONFIG=$kubeconfig PATH=$tools:\$PATH"
 }
 
+# A function, not `bash -c`: pgrep -f would find the pattern in that shell's own command line.
+no_leftovers() { ! pgrep -f "$KWOK_WORKDIR/clusters/$name" >/dev/null; }
+
 down() {
   # The real node first, while the API server still answers; it is removed whether or not it ran.
   "$here/node.sh" down
@@ -339,7 +342,13 @@ down() {
     log "stopping leftover processes: $leftover"
     # shellcheck disable=SC2086
     kill $leftover 2>/dev/null || true
-    wait_for "leftover processes to exit" 20 bash -c "! pgrep -f '$KWOK_WORKDIR/clusters/$name'"
+    # An API server started again by start-apiserver may take a minute to drain; what is left
+    # after 20 s is killed.
+    wait_for "leftover processes to exit" 20 no_leftovers || {
+      # shellcheck disable=SC2086
+      kill -KILL $leftover 2>/dev/null || true
+      wait_for "leftover processes to be killed" 20 no_leftovers
+    }
   fi
   log "cluster '$name' removed"
 }
