@@ -36,7 +36,12 @@ from bench import operator_scale as scale  # noqa: E402
 from bench import report  # noqa: E402
 from bench.backup import machine, revision  # noqa: E402
 from taskmanager_operator.api.v1alpha1 import GROUP, PLURAL, VERSION  # noqa: E402
-from tests.support.convergence import all_ready, inspect_children, kill_moment  # noqa: E402
+from tests.support.convergence import (  # noqa: E402
+    all_ready,
+    inspect_children,
+    kill_moment,
+    release_finalizers,
+)
 from tests.support.operator import operators  # noqa: E402
 from tests.support.wait import WaitTimeoutError, wait_until  # noqa: E402
 
@@ -123,33 +128,19 @@ def run_trial(api: client.ApiClient, index: int, args: argparse.Namespace) -> Tr
             uneven=len(found.uneven),
         )
     finally:
-        release_finalizers(custom, namespace)
+        release_finalizers(api, namespace)
         cluster.delete_namespace(api, namespace)
 
 
 def remove_leftovers(api: client.ApiClient) -> None:
     """The namespaces of an earlier run that was stopped mid-trial: they hold volumes a trial
     needs (the cluster is sized for one trial at a time)."""
-    custom = client.CustomObjectsApi(api)
     for namespace in client.CoreV1Api(api).list_namespace().items:
         name = namespace.metadata.name
         if name.startswith(NAMESPACE_PREFIX):
             print(f"[bench] removing {name}, left by an earlier run", flush=True)
-            release_finalizers(custom, name)
+            release_finalizers(api, name)
             cluster.delete_namespace(api, name)
-
-
-def release_finalizers(custom: client.CustomObjectsApi, namespace: str) -> None:
-    """No operator runs here any more to release the TaskManagers' finalizers."""
-    for body in custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]:
-        custom.patch_namespaced_custom_object(
-            GROUP,
-            VERSION,
-            namespace,
-            PLURAL,
-            body["metadata"]["name"],
-            {"metadata": {"finalizers": []}},
-        )
 
 
 def render(trials: list[Trial], args: argparse.Namespace) -> str:

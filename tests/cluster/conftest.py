@@ -14,9 +14,9 @@ from kubernetes import client, config
 from kubernetes.client import ApiClient
 from kubernetes.dynamic import DynamicClient
 
-from taskmanager_operator.api.backups import BACKUP_PLURAL, RESTORE_PLURAL
 from taskmanager_operator.api.crd import KINDS
 from taskmanager_operator.api.v1alpha1 import GROUP, PLURAL, VERSION
+from tests.support.convergence import release_finalizers
 from tests.support.operator import OperatorProcess, run_operator
 from tests.support.wait import wait_until
 
@@ -162,16 +162,4 @@ def isolated_namespace(api_client: ApiClient) -> Iterator[str]:
     namespace can go."""
     with fresh_namespace(api_client, "iso-") as namespace:
         yield namespace
-        custom = client.CustomObjectsApi(api_client)
-        for plural in (PLURAL, BACKUP_PLURAL, RESTORE_PLURAL):
-            for body in custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural)[
-                "items"
-            ]:
-                custom.patch_namespaced_custom_object(
-                    GROUP,
-                    VERSION,
-                    namespace,
-                    plural,
-                    body["metadata"]["name"],
-                    {"metadata": {"finalizers": None}},
-                )
+        release_finalizers(api_client, namespace)

@@ -10,6 +10,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client import ApiClient
 
+from taskmanager_operator.api.backups import BACKUP_PLURAL, RESTORE_PLURAL
 from taskmanager_operator.api.v1alpha1 import GROUP, PLURAL, VERSION
 from taskmanager_operator.builders.common import MANAGED_BY
 from tests.support.operator import OperatorProcess
@@ -101,3 +102,21 @@ def inspect_children(api_client: ApiClient, namespace: str, names: list[str]) ->
         uneven=[name for name in names if kinds[name] != kinds[names[0]]],
         kinds=kinds[names[0]],
     )
+
+
+def release_finalizers(api_client: ApiClient, namespace: str) -> None:
+    """Our objects in the namespace (TaskManagers, backups, restores) lose their finalizers, which
+    no operator runs there any more to release, so the namespace can go."""
+    custom = client.CustomObjectsApi(api_client)
+    for plural in (PLURAL, BACKUP_PLURAL, RESTORE_PLURAL):
+        for body in custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural)[
+            "items"
+        ]:
+            custom.patch_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                namespace,
+                plural,
+                body["metadata"]["name"],
+                {"metadata": {"finalizers": None}},
+            )
