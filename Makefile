@@ -109,10 +109,11 @@ bench-backup: install ## Benchmark backup create/restore against plain pg_dump/p
 	$(PY) -m bench.backup $(if $(TASKS),--tasks $(TASKS)) $(if $(PAIRS),--pairs $(PAIRS))
 
 .PHONY: bench-operator
-bench-operator: install ## The operator at N TaskManagers against applying their children directly (NS="10 100", BEFORE=<rev>, IDLE=s); makes the cluster it needs; writes docs/benchmarks.md.
+bench-operator: install ## The operator at N TaskManagers against applying their children directly (NS="10 100", BEFORE=<rev>, BEFORE_NS="10 100", IDLE=s); makes the cluster it needs; writes docs/benchmarks.md.
 	@# The plot's library is the bench extra's, which the lock (the tests' environment) leaves out.
 	@$(UV) pip install -q --python $(PY) --no-build-isolation -e '.[bench]'
 	$(PY) -m bench.operator_scale $(if $(NS),--ns "$(NS)") $(if $(BEFORE),--before $(BEFORE)) \
+	  $(if $(BEFORE_NS),--before-ns "$(BEFORE_NS)") \
 	  $(if $(IDLE),--idle-seconds $(IDLE)) $(if $(KEEP_CLUSTER),--keep-cluster)
 
 .PHONY: bench-operator-kills

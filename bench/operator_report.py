@@ -43,7 +43,8 @@ class Run:
 
 METHOD = """\
 `make bench-operator` (`python -m bench.operator_scale`; `NS="10 100"` by default, `NS="10 100
-1000"` for more; `BEFORE=<rev>` adds that revision's operator, run from a git worktree; `IDLE=s`,
+1000"` for more; `BEFORE=<rev>` adds that revision's operator, run from a git worktree, at every
+N or at `BEFORE_NS="10 100"` only; `IDLE=s`,
 the idle window, 150 s by default) measures the operator at scale on the local kwok-only cluster,
 which it makes for the largest N (`hack/cluster.sh down`, then `REAL_NODE=0 KWOK_NODES=...
 CLUSTER_VOLUMES=... CLUSTER_SERVICE_CIDR=10.96.0.0/16 CLUSTER_AUDIT=1 hack/cluster.sh up`) unless

@@ -427,13 +427,18 @@ def operator_source(rev: str | None, name: str) -> Iterator[Source]:
 def run_phases(bench: Bench, sources: list[Source], phases: list[Phase]) -> None:
     by_name = {source.name: source for source in sources}
     for index, n in enumerate(bench.args.ns):
-        for side in round_order([BASELINE, *by_name], index):
+        sides = [BASELINE, *(name for name in by_name if runs_at(bench.args, name, n))]
+        for side in round_order(sides, index):
             print(f"[bench] N={n}: {side}", flush=True)
             if side == BASELINE:
                 phases.append(baseline_phase(bench, n))
             else:
                 phases.append(operator_phase(bench, by_name[side], n))
             save(phases)
+
+
+def runs_at(args: argparse.Namespace, side: str, n: int) -> bool:
+    return side != BEFORE or args.before_ns is None or n in args.before_ns
 
 
 def save(phases: list[Phase]) -> None:
@@ -450,6 +455,11 @@ def parse_args() -> argparse.Namespace:
         help='the numbers of TaskManagers, e.g. "10 100 1000"',
     )
     parser.add_argument("--before", metavar="REV", help="also run REV's operator (a worktree)")
+    parser.add_argument(
+        "--before-ns",
+        type=lambda text: [int(n) for n in text.split()],
+        help="the Ns REV's operator runs at (default: every N); the old one is slow at 1000",
+    )
     parser.add_argument("--idle-seconds", type=float, default=150)
     parser.add_argument("--settle-seconds", type=float, default=15)
     parser.add_argument("--recoveries", type=int, default=4)
