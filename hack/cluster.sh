@@ -246,6 +246,15 @@ wait_for() {
   done
 }
 
+# Every simulated node Ready, from one list: `kubectl wait` checks nodes one after another and its
+# timeout covers them all, so with the bench's 55 nodes it never got to the last ones.
+kwok_nodes_ready() {
+  local ready
+  ready=$(kubectl --kubeconfig "$kubeconfig" get nodes --selector=type=kwok -o \
+    jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' | grep -cx True)
+  [ "$ready" -eq "$kwok_nodes" ]
+}
+
 # kwokctl may start metrics-server before the API server listens; it then exits at once
 # ("unable to load configmap based request-header-client-ca-file") and nothing restarts it.
 # `kwokctl start cluster` starts what of the cluster is not running, and nothing else.
@@ -310,8 +319,7 @@ up() {
   chmod 600 "$kubeconfig"
   create_nodes
   create_volumes
-  wait_for "nodes to be Ready" 60 kubectl --kubeconfig "$kubeconfig" wait --for=condition=Ready \
-    node --selector=type=kwok --timeout=5s
+  wait_for "nodes to be Ready" 60 kwok_nodes_ready
   # metrics-server reports a node only once pods on it use something, so readiness here is the
   # aggregated metrics API being available; the tests prove the scrape itself.
   wait_for "metrics.k8s.io to be available" 90 metrics_available
