@@ -114,7 +114,8 @@ bench-operator: install ## The operator at N TaskManagers against applying their
 	@$(UV) pip install -q --python $(PY) --no-build-isolation -e '.[bench]'
 	$(PY) -m bench.operator_scale $(if $(NS),--ns "$(NS)") $(if $(BEFORE),--before $(BEFORE)) \
 	  $(if $(BEFORE_NS),--before-ns "$(BEFORE_NS)") \
-	  $(if $(IDLE),--idle-seconds $(IDLE)) $(if $(KEEP_CLUSTER),--keep-cluster)
+	  $(if $(IDLE),--idle-seconds $(IDLE)) $(if $(KEEP_CLUSTER),--keep-cluster) \
+	  $(if $(KEEP_OTHER_NS),--keep-other-ns "$(KEEP_OTHER_NS)")
 
 .PHONY: bench-operator-kills
 bench-operator-kills: install ## The operator SIGKILLed at random moments while TaskManagers converge, TRIALS times (default 20); writes docs/benchmarks.md.

@@ -167,8 +167,12 @@ def create_namespace(api: client.ApiClient, name: str) -> None:
     client.CoreV1Api(api).create_namespace(body)
 
 
-def delete_namespace(api: client.ApiClient, name: str) -> None:
-    """Deletes it and waits until it is gone, then makes its volumes bindable again."""
+def delete_namespace(
+    api: client.ApiClient, name: str, timeout: float = NAMESPACE_GONE_TIMEOUT_S
+) -> None:
+    """Deletes it and waits until it is gone (`timeout`: the namespace controller deletes a
+    thousand TaskManagers' objects in more than 5 minutes here), then makes its volumes bindable
+    again."""
     core = client.CoreV1Api(api)
     try:
         core.delete_namespace(name)
@@ -183,7 +187,7 @@ def delete_namespace(api: client.ApiClient, name: str) -> None:
             return bool(error.status == 404)
         return False
 
-    wait_until(gone, timeout=NAMESPACE_GONE_TIMEOUT_S, interval=1, what=f"namespace {name} gone")
+    wait_until(gone, timeout=timeout, interval=1, what=f"namespace {name} gone")
     recycle_volumes(api, name)
 
 

@@ -186,12 +186,25 @@ def idle_detail(phases: Sequence[Phase]) -> list[str]:
     return lines
 
 
+def kept_note(phases: Sequence[Phase]) -> list[str]:
+    kept = {p["n"]: p["kept"] for p in phases if p.get("kept")}
+    if not kept:
+        return []
+    return [
+        f"The rows at N={', '.join(map(str, sorted(kept)))} are an earlier run's "
+        f"({'; '.join(sorted(set(kept.values())))}), measured the same way and kept beside this "
+        "one's (`--keep-other-ns`): each N's sides ran back to back in one run, so every ratio "
+        "is within one run."
+    ]
+
+
 def render(phases: Sequence[Phase], run: Run) -> str:
     lines = [
         f"Run {run.started:%Y-%m-%d %H:%M} UTC on {run.machine}; revision {run.revision}; "
         f"{run.seconds / 60:.1f} min in all. "
         f"Cluster: {run.nodes} simulated nodes, the audit log on; settle "
         f"{run.settle_seconds:.0f} s, idle window {run.idle_seconds:.0f} s.",
+        *kept_note(phases),
         "",
         *table(phases),
         "",

@@ -273,7 +273,7 @@ def operator_phase(bench: Bench, source: Source, n: int) -> Phase:
                 raise
             finally:
                 # While the operator runs: whatever it holds on its objects, it lets go.
-                cluster.delete_namespace(bench.bench, namespace)
+                cluster.delete_namespace(bench.bench, namespace, bench.timeout(n))
     finally:
         cluster.forget_identity(bench.bench, namespace)
         kubeconfig.unlink()
@@ -400,7 +400,7 @@ def baseline_phase(bench: Bench, n: int) -> Phase:
         phase.ready_seconds = time.monotonic() - clock
         converged = now()
     finally:
-        cluster.delete_namespace(bench.bench, namespace)
+        cluster.delete_namespace(bench.bench, namespace, bench.timeout(n))
     print(f"[bench] baseline N={n}: all ready in {phase.ready_seconds:.1f} s", flush=True)
     phase.converge = count(bench.audit.requests(mark, BASELINE_AGENTS), Window(started, converged))
     return phase
@@ -424,7 +424,9 @@ def operator_source(rev: str | None, name: str) -> Iterator[Source]:
         yield Source(name, path / "operator", path / "crds", short)
 
 
-def run_phases(bench: Bench, sources: list[Source], phases: list[Phase]) -> None:
+def run_phases(
+    bench: Bench, sources: list[Source], phases: list[Phase], kept: list[dict[str, Any]]
+) -> None:
     by_name = {source.name: source for source in sources}
     for index, n in enumerate(bench.args.ns):
         sides = [BASELINE, *(name for name in by_name if runs_at(bench.args, name, n))]
@@ -434,16 +436,28 @@ def run_phases(bench: Bench, sources: list[Source], phases: list[Phase]) -> None
                 phases.append(baseline_phase(bench, n))
             else:
                 phases.append(operator_phase(bench, by_name[side], n))
-            save(phases)
+            save(kept, phases)
 
 
 def runs_at(args: argparse.Namespace, side: str, n: int) -> bool:
     return side != BEFORE or args.before_ns is None or n in args.before_ns
 
 
-def save(phases: list[Phase]) -> None:
+def kept_phases(ns: list[int], which: str) -> list[dict[str, Any]]:
+    """The last run's phases at other Ns, marked as kept (the report says so)."""
+    if not RESULTS.exists():
+        raise SystemExit(f"--keep-other-ns: no earlier run in {RESULTS}")
+    last: list[dict[str, Any]] = json.loads(RESULTS.read_text())
+    return [phase | {"kept": which} for phase in last if phase["n"] not in ns]
+
+
+def all_phases(kept: list[dict[str, Any]], phases: list[Phase]) -> list[dict[str, Any]]:
+    return sorted(kept + [asdict(p) for p in phases], key=lambda p: int(p["n"]))
+
+
+def save(kept: list[dict[str, Any]], phases: list[Phase]) -> None:
     RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps([asdict(p) for p in phases], indent=2, default=str) + "\n")
+    RESULTS.write_text(json.dumps(all_phases(kept, phases), indent=2, default=str) + "\n")
 
 
 def parse_args() -> argparse.Namespace:
@@ -465,6 +479,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--recoveries", type=int, default=4)
     parser.add_argument("--ready-timeout", type=float, help="default: 180 s + 3 s per TM")
     parser.add_argument("--keep-cluster", action="store_true", help="leave a cluster it made")
+    parser.add_argument(
+        "--keep-other-ns",
+        metavar="WHICH",
+        help="report the last run's phases (.local/bench-operator.json) at the Ns this one does "
+        "not measure beside this one's (N=1000 alone, added to a run of 10 and 100); WHICH "
+        "names that run in the report (its date and revision)",
+    )
     parser.add_argument("--no-doc", action="store_true", help="print only; leave the doc alone")
     return parser.parse_args()
 
@@ -477,13 +498,14 @@ def main() -> int:
     bench = Bench(args, AuditLog(cluster.AUDIT_LOG), cluster.api_client(BENCH_AGENT))
     nodes = len(client.CoreV1Api(bench.bench).list_node(label_selector="type=kwok").items)
     phases: list[Phase] = []
+    kept = kept_phases(args.ns, args.keep_other_ns) if args.keep_other_ns else []
     try:
         cluster.install_crds(ROOT / "crds")
         with contextlib.ExitStack() as stack:
             sources = [stack.enter_context(operator_source(None, AFTER))]
             if args.before:
                 sources.insert(0, stack.enter_context(operator_source(args.before, BEFORE)))
-            run_phases(bench, sources, phases)
+            run_phases(bench, sources, phases, kept)
     finally:
         if made and not args.keep_cluster:
             cluster.remove_cluster()
@@ -497,11 +519,11 @@ def main() -> int:
         nodes=nodes,
         resync_seconds=OperatorSettings.model_fields["resync_seconds"].default,
     )
-    text = report.render([asdict(p) for p in phases], run)
+    text = report.render(all_phases(kept, phases), run)
     print(text)
     if not args.no_doc:
         report.write_section(text)
-        report.plot([asdict(p) for p in phases], report.PLOT)
+        report.plot(all_phases(kept, phases), report.PLOT)
     return 0
 
 
