@@ -150,7 +150,9 @@ build_versitygw() {
 }
 
 tools=("$@")
-[ ${#tools[@]} -gt 0 ] || tools=(kwok metrics-server helm etcd kubernetes node coredns kube-score versitygw)
+# In the order `make test` needs them while it builds them in the background: helm and kube-score
+# for a unit test's lint, versitygw for the backup suite, then the cluster's.
+[ ${#tools[@]} -gt 0 ] || tools=(helm kube-score versitygw kwok etcd kubernetes metrics-server node coredns)
 for tool in "${tools[@]}"; do
   case $tool in
     kubernetes) timed_build "kubernetes $KUBERNETES_VERSION" "$bin/.kubernetes-$KUBERNETES_VERSION" \

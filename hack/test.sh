@@ -13,17 +13,18 @@ cd "$(dirname "$0")/.."
 
 py=.venv/bin/python
 start=$SECONDS
-# The suites that need neither the cluster nor a tool built for it (the backup suite asks for the
-# S3 server it needs, tests/support/tools.py): run while the tools build. Every other suite, a new
-# one included, runs after them, against the cluster.
+# The suites that need no cluster: they run while the tools build (the few tests that run a tool,
+# kube-score or the S3 server, wait for that one). Every other suite, a new one included, runs
+# after them, against the cluster.
 suites_without_cluster=(tests/unit tests/api tests/integration tests/backup tests/image)
 # The tests always use the local cluster: a KUBECONFIG from the caller's shell may name a real one.
 export KUBECONFIG="$PWD/.local/kubeconfig"
 mkdir -p .local
 
 tools_log=.local/build-tools.log
-# versitygw first: the backup suite needs it a few minutes in; the rest in the script's order.
-setsid -w nice -n 10 bash -c 'hack/build-tools.sh versitygw && hack/build-tools.sh' >"$tools_log" 2>&1 &
+# The script's order puts first what those suites use (hack/kube-score.sh and tests/support/tools.py
+# wait for a tool still building).
+setsid -w nice -n 10 hack/build-tools.sh >"$tools_log" 2>&1 &
 tools_pid=$!
 tools_done=false
 wait_for_tools() {
