@@ -17,10 +17,11 @@ helm="$bin/helm-$HELM_VERSION"
 py="$repo/.venv/bin/python"
 
 # Built when missing, or waited for while `make test` builds them in the background.
-"$repo/hack/build-tools.sh" kube-score helm >/dev/null || {
+if ! built=$("$repo/hack/build-tools.sh" kube-score helm 2>&1 >/dev/null); then
+  printf '%s\n' "$built" >&2
   echo "error: hack/build-tools.sh could not build kube-score and helm (see above)" >&2
   exit 1
-}
+fi
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
