@@ -27,24 +27,28 @@ if [ -z "$go_minor" ] || [ "$go_minor" -lt 24 ]; then
   exit 1
 fi
 
-# One build at a time per cache: parallel `make` runs must not race on the same outputs.
-exec 9>"$cache/.lock"
-flock 9
+mkdir -p "$cache/.locks"
 
 log() { printf '[build-tools] %s\n' "$*" >&2; }
 
-# Runs a build only when its stamp is missing and reports how long it took.
+# Runs a build only when its stamp is missing and reports how long it took. One build of a tool
+# at a time per cache, with a lock per tool: `make test` builds every tool in the background while
+# the suites that need no cluster run, and a test that needs one tool asks for it alone
+# (tests/support/tools.py), waiting for that tool's build and not for the others'.
 timed_build() {
-  local name=$1 stamp=$2; shift 2
+  local name=$1 stamp=$2 lock; shift 2
+  exec {lock}>"$cache/.locks/$(basename "$stamp")"
+  flock "$lock"
   if [ -f "$stamp" ]; then
     log "$name: cached"
-    return 0
+  else
+    log "$name: building (cold, this takes a while)"
+    local start=$SECONDS
+    "$@"
+    touch "$stamp"
+    log "$name: built in $((SECONDS - start)) s"
   fi
-  log "$name: building (cold, this takes a while)"
-  local start=$SECONDS
-  "$@"
-  touch "$stamp"
-  log "$name: built in $((SECONDS - start)) s"
+  exec {lock}>&-
 }
 
 # k8s.io/kubernetes replaces its staging modules with local paths, so `go install` cannot build it.
@@ -146,7 +150,9 @@ build_versitygw() {
 }
 
 tools=("$@")
-[ ${#tools[@]} -gt 0 ] || tools=(kwok metrics-server helm etcd kubernetes node coredns kube-score versitygw)
+# In the order `make test` needs them while it builds them in the background: helm and kube-score
+# for a unit test's lint, versitygw for the backup suite, then the cluster's.
+[ ${#tools[@]} -gt 0 ] || tools=(helm kube-score versitygw kwok etcd kubernetes metrics-server node coredns)
 for tool in "${tools[@]}"; do
   case $tool in
     kubernetes) timed_build "kubernetes $KUBERNETES_VERSION" "$bin/.kubernetes-$KUBERNETES_VERSION" \

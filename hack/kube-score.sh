@@ -16,12 +16,12 @@ kube_score="$bin/kube-score-$KUBE_SCORE_VERSION"
 helm="$bin/helm-$HELM_VERSION"
 py="$repo/.venv/bin/python"
 
-for tool in "$kube_score" "$helm"; do
-  if [ ! -x "$tool" ]; then
-    echo "error: $tool is missing: run \`make tools\` (or hack/build-tools.sh kube-score helm)" >&2
-    exit 1
-  fi
-done
+# Built when missing, or waited for while `make test` builds them in the background.
+if ! built=$("$repo/hack/build-tools.sh" kube-score helm 2>&1 >/dev/null); then
+  printf '%s\n' "$built" >&2
+  echo "error: hack/build-tools.sh could not build kube-score and helm (see above)" >&2
+  exit 1
+fi
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -1,11 +1,12 @@
 """A throwaway S3-compatible server for the backup tests: versitygw with its POSIX backend.
 
 versitygw is built from its Go module at the version hack/versions.env pins (`make tools`, cached
-in ~/.cache/taskmanager-operator/bin); a missing binary fails the test run with that command,
-nothing skips. The server listens on 127.0.0.1 only, on a free port, stores its buckets in a fresh
-temporary directory (removed when it stops) and has one account, the root one, whose keys are
-random per run. Buckets are created by the client (CreateBucket); addressing is path-style (the
-gateway serves virtual-host style only when given a domain, and it is not):
+in ~/.cache/taskmanager-operator/bin); a missing binary is built first (tests/support/tools.py),
+and a failed build fails the test run: nothing skips. The server listens on 127.0.0.1 only, on a
+free port, stores its buckets in a fresh temporary directory (removed when it stops) and has one
+account, the root one, whose keys are random per run. Buckets are created by the client
+(CreateBucket); addressing is path-style (the gateway serves virtual-host style only when given a
+domain, and it is not):
 
     with run_s3() as server:
         s3 = boto3.client(
@@ -36,11 +37,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.pinned import pinned_version
 from tests.support.services import free_port, stop_process
+from tests.support.tools import built_tool
 from tests.support.wait import wait_until
 
-TOOLS_HINT = "run `make tools` (or only this one: `hack/build-tools.sh versitygw`)"
 HEALTH_PATH = "/health"
 LOG_TAIL_CHARS = 4000
 STARTUP_TIMEOUT = 30.0
@@ -52,23 +52,6 @@ class S3Server:
     access_key: str
     secret_key: str
     region: str
-
-
-def tools_bin() -> Path:
-    """The cache hack/build-tools.sh builds into, found the way hack/*.sh find it."""
-    if cache := os.environ.get("TASKMANAGER_CACHE"):
-        return Path(cache) / "bin"
-    # `or`, not a default: the scripts' ${XDG_CACHE_HOME:-...} treats an empty value as unset.
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "taskmanager-operator" / "bin"
-
-
-def versitygw_binary() -> Path:
-    version = pinned_version("VERSITYGW_VERSION")
-    binary = tools_bin() / f"versitygw-{version}"
-    if not binary.is_file():
-        pytest.fail(f"versitygw {version} is missing at {binary}: {TOOLS_HINT}")
-    return binary
 
 
 def _supports_user_xattrs(directory: Path) -> bool:
@@ -116,7 +99,7 @@ def _gateway_env(server: S3Server) -> dict[str, str]:
 @contextlib.contextmanager
 def run_s3(startup_timeout: float = STARTUP_TIMEOUT) -> Iterator[S3Server]:
     """Start versitygw, wait until it answers, yield how to reach it; then stop it, remove data."""
-    binary = versitygw_binary()
+    binary = built_tool("versitygw", "versitygw", "VERSITYGW_VERSION")
     workdir = Path(tempfile.mkdtemp(prefix="taskmanager-s3-"))
     port = free_port()
     server = S3Server(

@@ -36,6 +36,7 @@ from taskmanager_operator.builders.common import (
 from taskmanager_operator.builders.managed import CONFIG_CHECKSUM_ANNOTATION
 from taskmanager_operator.children import CHILDREN, optional_children
 from tests.cluster.test_taskmanager_validation import INVALID
+from tests.support.tools import BUILD_TIMEOUT
 from tests.unit.test_builders import (
     EVERYTHING_ON,
     EXTERNAL_DB,
@@ -431,14 +432,15 @@ def kube_score(*files: Path, **env: str) -> subprocess.CompletedProcess[str]:
         env={**os.environ, **env},
         capture_output=True,
         text=True,
-        timeout=300,
+        # The script builds kube-score and helm when missing, or waits for `make test`'s build.
+        timeout=BUILD_TIMEOUT,
         check=False,
     )
 
 
 def test_kube_score_finds_nothing_in_what_we_render() -> None:
-    """Needs the pinned kube-score and helm (`make tools`); without them the script fails
-    saying so, and so does this test."""
+    """Needs the pinned kube-score and helm, which the script builds when missing; a failed build
+    fails the script, saying so, and this test."""
     result = kube_score()
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no findings" in result.stdout
