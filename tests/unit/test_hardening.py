@@ -470,7 +470,13 @@ def test_kube_score_fails_on_any_finding(tmp_path: Path) -> None:
     assert "bad/default apps/v1/Deployment: (c) Image with latest tag" in result.stderr
 
 
-def test_kube_score_without_its_binary_says_what_to_run(tmp_path: Path) -> None:
-    result = kube_score(TASKMANAGER_CACHE=str(tmp_path))
+def test_kube_score_that_cannot_build_its_tools_says_what_to_install(tmp_path: Path) -> None:
+    """Missing from the cache, kube-score and helm are built first; without Go that fails,
+    saying what to install, and the lint fails with it."""
+    without_go = os.pathsep.join(
+        entry for entry in os.environ["PATH"].split(os.pathsep) if not (Path(entry) / "go").exists()
+    )
+    result = kube_score(TASKMANAGER_CACHE=str(tmp_path), PATH=without_go)
     assert result.returncode == 1
-    assert "run `make tools`" in result.stderr
+    assert "Go >= 1.24 is needed" in result.stderr
+    assert "could not build kube-score and helm" in result.stderr
