@@ -10,18 +10,20 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=hack/versions.env
 . "$repo/hack/versions.env"
-# Where hack/build-tools.sh puts the pinned binaries.
-bin=${TASKMANAGER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/taskmanager-operator}/bin
-kube_score="$bin/kube-score-$KUBE_SCORE_VERSION"
-helm="$bin/helm-$HELM_VERSION"
 py="$repo/.venv/bin/python"
 
-# Built when missing, or waited for while `make test` builds them in the background.
-if ! built=$("$repo/hack/build-tools.sh" kube-score helm 2>&1 >/dev/null); then
-  printf '%s\n' "$built" >&2
+# Built when missing, or waited for while `make test` builds them in the background; the script
+# prints the directory it keeps the pinned binaries in (its log only when it fails).
+build_log=$(mktemp)
+if ! bin=$("$repo/hack/build-tools.sh" kube-score helm 2>"$build_log" | tail -n 1); then
+  cat "$build_log" >&2
+  rm -f "$build_log"
   echo "error: hack/build-tools.sh could not build kube-score and helm (see above)" >&2
   exit 1
 fi
+rm -f "$build_log"
+kube_score="$bin/kube-score-$KUBE_SCORE_VERSION"
+helm="$bin/helm-$HELM_VERSION"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -36,7 +36,8 @@ wait_for_tools() {
     exit 1
   fi
   tools_done=true
-  grep -v ': cached$' "$tools_log" || true
+  # What was built and how long it took; not Go's download lines.
+  grep '^\[build-tools\].* built in ' "$tools_log" || true
 }
 
 started_cluster=false
