@@ -77,6 +77,7 @@ cluster-up: ## Start the local cluster (idempotent); kubeconfig in .local/kubeco
 ifeq ($(CLUSTER),kind)
 	@kind get clusters | grep -qx taskmanager || kind create cluster --name taskmanager --kubeconfig $(KUBECONFIG)
 else
+	@hack/build-tools.sh >/dev/null
 	@hack/cluster.sh up
 endif
 

@@ -51,6 +51,16 @@ timed_build() {
   exec {lock}>&-
 }
 
+# write_tools_go PKG...: a wrapper module's tools.go, which imports each package main to build, so
+# that `go mod tidy` keeps their modules.
+write_tools_go() {
+  {
+    printf '//go:build tools\n\npackage tools\n\nimport (\n'
+    printf '\t_ "%s"\n' "$@"
+    printf ')\n'
+  } > tools.go
+}
+
 # k8s.io/kubernetes replaces its staging modules with local paths, so `go install` cannot build it.
 # A wrapper module maps each staging module to its published tag, generated from the real go.mod.
 # build_kubernetes NAME CMD...: builds k8s.io/kubernetes/cmd/CMD for each CMD.
@@ -66,11 +76,7 @@ build_kubernetes() {
     go mod edit "-replace=$mod=$mod@$staging"
   done
   go mod edit "-require=k8s.io/kubernetes@$v"
-  {
-    printf '//go:build tools\n\npackage tools\n\nimport (\n'
-    for cmd in "$@"; do printf '\t_ "k8s.io/kubernetes/cmd/%s"\n' "$cmd"; done
-    printf ')\n'
-  } > tools.go
+  write_tools_go "${@/#/k8s.io/kubernetes/cmd/}"
   go mod tidy -e >/dev/null
   local minor=${v#v1.}; minor=${minor%%.*}
   local date; date=$(date -u +%Y-%m-%dT%H:%M:%SZ)
@@ -107,16 +113,22 @@ go_install() {
   rm -rf "$gobin"
 }
 
-build_kwok() {
-  go_install "kwok-$KWOK_VERSION" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION" \
-    "-X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION"
-  go_install "kwokctl-$KWOK_VERSION" "sigs.k8s.io/kwok/cmd/kwokctl@$KWOK_VERSION" \
-    "-X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION"
-}
-
-build_metrics_server() {
-  go_install "metrics-server-$METRICS_SERVER_VERSION" \
-    "sigs.k8s.io/metrics-server/cmd/metrics-server@$METRICS_SERVER_VERSION"
+# kwok (and kwokctl) and metrics-server in one wrapper module: they are built on the same Kubernetes
+# libraries (k8s.io v0.33), which one module compiles once for all three binaries instead of once
+# for each tool (3.8 minutes for both instead of 6 on a cold cache here).
+build_kwok_and_metrics_server() {
+  local dir="$work/kwok-metrics-server" kwok=sigs.k8s.io/kwok metrics=sigs.k8s.io/metrics-server
+  rm -rf "$dir" && mkdir -p "$dir" && cd "$dir"
+  go mod init local/kwok-metrics-server-build >/dev/null 2>&1
+  go mod edit "-require=$kwok@$KWOK_VERSION" "-require=$metrics@$METRICS_SERVER_VERSION"
+  write_tools_go "$kwok/cmd/kwok" "$kwok/cmd/kwokctl" "$metrics/cmd/metrics-server"
+  go mod tidy -e >/dev/null
+  go build -mod=mod -tags tools -ldflags "-s -w -X $kwok/pkg/consts.Version=$KWOK_VERSION" -o "$dir/out/" \
+    "$kwok/cmd/kwok" "$kwok/cmd/kwokctl" "$metrics/cmd/metrics-server"
+  mv "$dir/out/kwok" "$bin/kwok-$KWOK_VERSION"
+  mv "$dir/out/kwokctl" "$bin/kwokctl-$KWOK_VERSION"
+  mv "$dir/out/metrics-server" "$bin/metrics-server-$METRICS_SERVER_VERSION"
+  cd "$work" && rm -rf "$dir"
 }
 
 # CoreDNS with the node's plugins only (hack/node/coredns/main.go), in a wrapper module.
@@ -150,9 +162,10 @@ build_versitygw() {
 }
 
 tools=("$@")
-# In the order `make test` needs them while it builds them in the background: helm and kube-score
-# for a unit test's lint, versitygw for the backup suite, then the cluster's.
-[ ${#tools[@]} -gt 0 ] || tools=(helm kube-score versitygw kwok etcd kubernetes metrics-server node coredns)
+# In the order `make test` needs them while it builds them in the background: the cluster's, which
+# every test after the cluster waits for, then helm for the chart's tests, then what the suites
+# that run beside the cluster's use (kube-score, and versitygw for the backup suite).
+[ ${#tools[@]} -gt 0 ] || tools=(etcd kubernetes kwok metrics-server node coredns helm kube-score versitygw)
 for tool in "${tools[@]}"; do
   case $tool in
     kubernetes) timed_build "kubernetes $KUBERNETES_VERSION" "$bin/.kubernetes-$KUBERNETES_VERSION" \
@@ -161,8 +174,8 @@ for tool in "${tools[@]}"; do
       build_kubernetes node kubelet kube-proxy ;;
     coredns) timed_build "coredns $COREDNS_VERSION (the node's plugins)" "$bin/.coredns-node-$COREDNS_VERSION" build_coredns ;;
     etcd) timed_build "etcd $ETCD_VERSION" "$bin/.etcd-$ETCD_VERSION" build_etcd ;;
-    kwok) timed_build "kwok $KWOK_VERSION" "$bin/.kwok-$KWOK_VERSION" build_kwok ;;
-    metrics-server) timed_build "metrics-server $METRICS_SERVER_VERSION" "$bin/.metrics-server-$METRICS_SERVER_VERSION" build_metrics_server ;;
+    kwok | metrics-server) timed_build "kwok $KWOK_VERSION and metrics-server $METRICS_SERVER_VERSION" \
+      "$bin/.kwok-$KWOK_VERSION-metrics-server-$METRICS_SERVER_VERSION" build_kwok_and_metrics_server ;;
     helm) timed_build "helm $HELM_VERSION" "$bin/.helm-$HELM_VERSION" build_helm ;;
     kube-score) timed_build "kube-score $KUBE_SCORE_VERSION" "$bin/.kube-score-$KUBE_SCORE_VERSION" build_kube_score ;;
     versitygw) timed_build "versitygw $VERSITYGW_VERSION" "$bin/.versitygw-$VERSITYGW_VERSION" build_versitygw ;;

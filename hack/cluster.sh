@@ -47,10 +47,12 @@ export PATH="$tools:$PATH"
 log() { printf '[cluster] %s\n' "$*" >&2; }
 
 # Stable, version-free names for the cached binaries, so kwokctl (which wants `kubectl` on PATH)
-# and people can use them: export PATH="$PWD/.local/bin:$PATH".
+# and people can use them: export PATH="$PWD/.local/bin:$PATH". Only what the control plane runs is
+# built here (hack/node.sh builds the node's): `make cluster-up` builds the rest first, and
+# `make test` builds it beside the cluster, so a link may wait a few minutes for its binary.
 link_tools() {
   local bin
-  bin=$("$here/build-tools.sh" | tail -n 1)
+  bin=$("$here/build-tools.sh" etcd kubernetes kwok metrics-server | tail -n 1)
   mkdir -p "$tools"
   ln -sfn "$bin/kube-apiserver-$KUBERNETES_VERSION" "$tools/kube-apiserver"
   ln -sfn "$bin/kube-controller-manager-$KUBERNETES_VERSION" "$tools/kube-controller-manager"

@@ -3,47 +3,40 @@
 # Starts the local cluster when it is not running and stops it again afterwards (KEEP_CLUSTER=1
 # keeps it); a cluster that was already running is left as it was.
 #
-# On a fresh machine most of the time is the Go tools' cold build (about 17 minutes), and the
-# suites that need no cluster take about 8. So the tools build in the background, at a lower
-# priority, while the Python packages install, the lint and those suites run; the cluster and
-# its suites come once every tool is there. With a warm cache that build is done at once.
+# The cluster's suites take about 23 minutes and mostly wait (on the operator, the pods, the API
+# server), so the suites that need no cluster (about 8 minutes of CPU) run beside them, at a lower
+# priority. On a fresh machine the Go tools' cold build comes first (about 15 minutes on 2 cores):
+# it starts at once, the cluster's tools first, while the Python packages install and the lint
+# runs. Running the suites beside the build instead gains nothing: both want every core.
 # Arguments are pytest's: `make test` runs everything, hack/test.sh PATH... only PATH.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 py=.venv/bin/python
 start=$SECONDS
-# The suites that need no cluster: they run while the tools build (the few tests that run a tool,
-# kube-score or the S3 server, wait for that one). Every other suite, a new one included, runs
-# after them, against the cluster.
+# The suites that need no cluster; every other suite, a new one included, runs against the cluster.
 suites_without_cluster=(tests/unit tests/api tests/integration tests/backup tests/image)
+cluster_suites=("${suites_without_cluster[@]/#/--ignore=}")
+# The real node's restart compares everything on the machine before and after (tests/support/
+# footprint.py): it runs alone, once the suites beside it are done.
+alone_mark=restarts_node
 # The tests always use the local cluster: a KUBECONFIG from the caller's shell may name a real one.
 export KUBECONFIG="$PWD/.local/kubeconfig"
 mkdir -p .local
 
 tools_log=.local/build-tools.log
-# The script's order puts first what those suites use (hack/kube-score.sh and tests/support/tools.py
-# wait for a tool still building).
-setsid -w nice -n 10 hack/build-tools.sh >"$tools_log" 2>&1 &
+beside_log=.local/test-without-cluster.log
+# Every tool, in the order hack/build-tools.sh gives (the cluster's first); `hack/cluster.sh up`
+# and a test that runs a tool (tests/support/tools.py, hack/kube-score.sh) wait for theirs.
+setsid -w hack/build-tools.sh >"$tools_log" 2>&1 &
 tools_pid=$!
-tools_done=false
-wait_for_tools() {
-  echo "== tools (built in the background, log in $tools_log)"
-  if ! wait "$tools_pid"; then
-    tools_done=true
-    tail -n 40 "$tools_log" >&2
-    echo "error: hack/build-tools.sh failed (see above); it needs Go >= 1.24 and the Go module proxy" >&2
-    exit 1
-  fi
-  tools_done=true
-  # What was built and how long it took; not Go's download lines.
-  grep '^\[build-tools\].* built in ' "$tools_log" || true
-}
-
+beside_pid=
 started_cluster=false
 cleanup() {
-  # A build still running when the script stops early (a failed lint) goes with it.
-  $tools_done || kill -- "-$tools_pid" 2>/dev/null || true
+  # What still runs in the background when the script stops early (a failed lint) goes with it.
+  for pid in $tools_pid $beside_pid; do
+    kill -- "-$pid" 2>/dev/null || true
+  done
   if $started_cluster && [ -z "${KEEP_CLUSTER:-}" ]; then
     echo "== stopping the local cluster"
     hack/cluster.sh down
@@ -53,6 +46,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
+wait_for_tools() {
+  if ! wait "$tools_pid"; then
+    tail -n 40 "$tools_log" >&2
+    echo "error: hack/build-tools.sh failed (see above); it needs Go >= 1.24 and the Go module proxy" >&2
+    exit 1
+  fi
+  # What was built and how long it took; not Go's download lines.
+  grep '^\[build-tools\].* built in ' "$tools_log" || true
+}
+
 make --no-print-directory install
 
 echo "== lint"
@@ -60,27 +63,42 @@ $py -m ruff check .
 $py -m ruff format --check .
 $py -m mypy
 
-failed=0
-if [ $# -eq 0 ]; then
-  echo "== tests that need no cluster (the tools build meanwhile)"
-  $py -m pytest --durations=10 "${suites_without_cluster[@]}" || failed=1
-fi
+# A test run with arguments needs whatever tool it may use.
+[ $# -eq 0 ] || { echo "== tools (log in $tools_log)"; wait_for_tools; }
 
-wait_for_tools
-hack/kube-score.sh
-
-echo "== local cluster"
+echo "== local cluster (its tools are built first; log in $tools_log)"
 if ! hack/cluster.sh status >/dev/null 2>&1; then
   started_cluster=true
   hack/cluster.sh up
 fi
 
-echo "== tests"
-# The slowest tests are listed at the end: where the suite's time goes, run after run.
-if [ $# -eq 0 ]; then
-  $py -m pytest --durations=25 "${suites_without_cluster[@]/#/--ignore=}" || failed=1
-else
+failed=0
+if [ $# -gt 0 ]; then
+  echo "== tests"
   $py -m pytest --durations=25 "$@" || failed=1
+  echo "== make test finished in $((SECONDS - start)) s"
+  exit "$failed"
 fi
+
+# The suites that need no cluster, then kube-score on what we render, in the background at a
+# lower priority than the cluster, whose tests wait with deadlines.
+setsid -w nice -n 10 bash -c '"$@"; status=$?; hack/kube-score.sh || status=1; exit "$status"' beside \
+  "$py" -m pytest --durations=10 "${suites_without_cluster[@]}" >"$beside_log" 2>&1 &
+beside_pid=$!
+
+echo "== tests against the cluster (the suites that need no cluster run beside them)"
+# The slowest tests are listed at the end: where the suite's time goes, run after run.
+$py -m pytest --durations=25 "${cluster_suites[@]}" -m "not $alone_mark" || failed=1
+
+echo "== tests that need no cluster, and kube-score (ran beside the above; log in $beside_log)"
+wait "$beside_pid" || failed=1
+beside_pid=
+cat "$beside_log"
+
+echo "== tests that run alone"
+$py -m pytest "${cluster_suites[@]}" -m "$alone_mark" || failed=1
+
+echo "== tools (built in the background; log in $tools_log)"
+wait_for_tools
 echo "== make test finished in $((SECONDS - start)) s"
 exit "$failed"

@@ -1,7 +1,9 @@
-"""helm and kubectl from .local/bin, run as subprocesses; a missing binary fails loudly."""
+"""helm and kubectl, run as subprocesses against the local cluster; a missing binary is built
+(or waited for, while `make test` builds it in the background), and a failed build fails loudly."""
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import uuid
@@ -9,23 +11,23 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
+
+from tests.support.tools import built_tool
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "taskmanager-operator"
-BIN = REPO / ".local" / "bin"
 LOCAL_KUBECONFIG = REPO / ".local" / "kubeconfig"
-TOOLS_HINT = "run `make tools` and `make cluster-up` (or `make test`, which does both)"
+# Each binary's build in hack/build-tools.sh and the key of its pinned version.
+BUILDS = {"helm": ("helm", "HELM_VERSION"), "kubectl": ("kubernetes", "KUBERNETES_VERSION")}
 
 Manifest = dict[str, Any]
 
 
+@functools.cache
 def binary(name: str) -> Path:
-    path = BIN / name
-    if not path.is_file():
-        pytest.fail(f"{name} is missing at {path}: {TOOLS_HINT}")
-    return path
+    build, version_key = BUILDS[name]
+    return built_tool(build, name, version_key)
 
 
 def run(
