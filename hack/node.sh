@@ -8,10 +8,11 @@
 # pods live on the bridge's subnet, forwarding between the bridge and any other interface is
 # dropped, kwok's simulated pod range is blackholed, and CoreDNS answers cluster names only.
 #
-# Usage: hack/node.sh up|down|status|check|refresh|import IMAGE...
+# Usage: hack/node.sh up|down|status|check|refresh|build-images|import IMAGE...
 #   up runs after the control plane is up; down is idempotent and removes everything up made;
 #   refresh rebuilds the node's images from the working tree, imports the changed ones and empties
-#   released volumes (what the e2e tests and make run do first);
+#   released volumes (what the e2e tests and make run do first); build-images only builds them
+#   (`make test` does it while the tools build);
 #   import puts podman images on the node (pods use them with imagePullPolicy Never or
 #   IfNotPresent: no registry is reachable). Needs root and Debian's containerd (see check).
 set -euo pipefail
@@ -226,13 +227,19 @@ COREFILE
 
 # The sandbox image and the managed database's and Redis's, built with podman from the API
 # image's local Debian base, and the API image itself. podman keeps each build's layers, so an
-# unchanged image builds from cache in seconds.
+# unchanged image builds from cache in seconds. One build at a time (`make test` starts one
+# before the cluster, `up` asks again); the logs live outside the node's state, which `up`
+# starts by removing.
 build_images() {
-  IMAGE=$NODE_API_IMAGE "$here/image/build.sh" >"$state/log/build-api.log" 2>&1 \
-    || { tail -n 20 "$state/log/build-api.log" >&2; die "make image failed"; }
+  local logs="$local_dir/node-images" lock
+  mkdir -p "$logs"
+  exec {lock}>"$logs/.lock"
+  flock "$lock"
+  IMAGE=$NODE_API_IMAGE "$here/image/build.sh" >"$logs/build-api.log" 2>&1 \
+    || { tail -n 20 "$logs/build-api.log" >&2; die "make image failed"; }
   local base
-  base=$(sed -n 's/^\[image\] building .* on \(.*\)$/\1/p' "$state/log/build-api.log")
-  [ -n "$base" ] || die "make image named no base image (log: $state/log/build-api.log)"
+  base=$(sed -n 's/^\[image\] building .* on \(.*\)$/\1/p' "$logs/build-api.log")
+  [ -n "$base" ] || die "make image named no base image (log: $logs/build-api.log)"
   if ! podman image exists "$NODE_PAUSE_IMAGE"; then
     local dir; dir=$(mktemp -d)
     CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-buildvcs=false go build -ldflags "-s -w" -o "$dir/pause" "$here/node/pause/main.go"
@@ -244,9 +251,10 @@ build_images() {
     local tag=$NODE_POSTGRES_IMAGE
     [ "$image" = redis ] && tag=$NODE_REDIS_IMAGE
     podman build --runtime runc --ulimit nofile=20000:20000 --ulimit nproc=4096:4096 --network host \
-      --build-arg "BASE_IMAGE=$base" --tag "$tag" "$here/node/$image" >"$state/log/build-$image.log" 2>&1 \
-      || { tail -n 20 "$state/log/build-$image.log" >&2; die "building $tag failed"; }
+      --build-arg "BASE_IMAGE=$base" --tag "$tag" "$here/node/$image" >"$logs/build-$image.log" 2>&1 \
+      || { tail -n 20 "$logs/build-$image.log" >&2; die "building $tag failed"; }
   done
+  exec {lock}>&-
 }
 
 # Imports an image into the node's containerd unless the same image (by podman's id) is there.
@@ -471,9 +479,10 @@ case ${1:-} in
     running containerd || die "the node is not running: make cluster-up"
     images
     recycle_volumes ;;
+  build-images) build_images ;;
   import)
     shift
     running containerd || die "the node is not running: make cluster-up"
     for image in "$@"; do import_image "$image"; done ;;
-  *) echo "usage: $0 up|down|status|check|refresh|import IMAGE..." >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|check|refresh|build-images|import IMAGE..." >&2; exit 2 ;;
 esac
