@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import report
+from bench.operator_audit import WRITE_VERBS
 
 ROOT = Path(__file__).resolve().parent.parent
 PLOT = ROOT / "docs" / "operator-scale.png"
@@ -24,7 +25,6 @@ HEADING = "## Operator at scale"
 SIDES = ("baseline", "before", "after")
 # One colour per side in every panel, whichever sides a panel has.
 COLOURS = {"baseline": "tab:gray", "before": "tab:blue", "after": "tab:orange"}
-WRITES = ("create", "update", "patch", "delete", "deletecollection")
 
 Phase = dict[str, Any]  # one phase as bench/operator_scale.py saves it
 
@@ -94,7 +94,46 @@ def per_tm(counts: dict[str, Any] | None, n: int, hours: float = 0.0) -> str:
 
 
 def writes(counts: dict[str, Any] | None) -> int:
-    return sum((counts or {}).get("by_verb", {}).get(verb, 0) for verb in WRITES)
+    return sum(n for verb, n in (counts or {}).get("by_verb", {}).items() if verb in WRITE_VERBS)
+
+
+def write_kind(resource: str) -> str:
+    """What a write to `resource` is for: a child, a status, an event or the leader's Lease."""
+    if resource == "events":
+        return "events"
+    if resource.endswith("/status"):
+        return "status"
+    return "leases" if resource == "leases" else "children"
+
+
+def writes_per_child(phase: Phase, baseline: Phase | None) -> str | None:
+    """A side's writes to converge per child, by what they were for. The baseline applies each
+    child once, so its writes per TaskManager are the number of children."""
+    if baseline is None or phase is baseline or not phase["converge"] or not baseline["converge"]:
+        return None
+    children = writes(baseline["converge"]) / baseline["n"]
+    split: dict[str, float] = {}
+    for key, count in phase["converge"]["by_resource"].items():
+        verb, resource = key.split(" ", 1)
+        if verb in WRITE_VERBS:
+            kind = write_kind(resource)
+            split[kind] = split.get(kind, 0) + count / phase["n"] / children
+    parts = ", ".join(f"{kind} {value:.2f}" for kind, value in sorted(split.items()))
+    return (
+        f"- {label(phase)}, N={phase['n']} ({children:.0f} children per TaskManager): "
+        f"**{split.get('children', 0):.2f}** for the children; {sum(split.values()):.2f} in all "
+        f"({parts})"
+    )
+
+
+def write_detail(phases: Sequence[Phase]) -> list[str]:
+    found = []
+    for n in sorted({p["n"] for p in phases}):
+        baseline = by(phases, "baseline", n)
+        for side in SIDES[1:]:
+            if (phase := by(phases, side, n)) and (line := writes_per_child(phase, baseline)):
+                found.append(line)
+    return found
 
 
 def mib(kib: int | None) -> str:
@@ -218,6 +257,16 @@ def render(phases: Sequence[Phase], run: Run) -> str:
             f"period ({run.resync_seconds:.0f} s): a TaskManager's periodic reconcile falls in "
             "it or not depending on when it converged, so the hourly figure may miss or count "
             "part of a resync; an idle window of at least the resync period measures it whole.",
+        ]
+    if detail := write_detail(phases):
+        lines += [
+            "",
+            "Writes per child to converge (target <= 1.2; the baseline's are 1.00, one apply per "
+            "child). Besides its children the operator writes the TaskManager's status at each "
+            "step a user sees (waiting for the database, migrating, rolling out, Ready) and an "
+            "event per change, neither of which the baseline has:",
+            "",
+            *detail,
         ]
     if detail := idle_detail(phases):
         lines += ["", "The idle windows' requests (verb resource count):", "", *detail]

@@ -36,7 +36,7 @@ from taskmanager_operator.k8s import Kube, KubeApi
 from taskmanager_operator.resource import TaskManager
 
 # What the operator does with every kind of child, so what the chart must grant for each: kopf
-# lists and watches it, k8s.Kube reads one before applying it (get), server-side applies it
+# lists and watches it, k8s.Kube reads one the watches do not show (get), server-side applies it
 # (patch, and create when it is new) and deletes what the spec no longer wants (delete).
 CHILD_VERBS = frozenset({"get", "list", "watch", "create", "patch", "delete"})
 

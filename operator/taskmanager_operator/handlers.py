@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 import kopf
 from kubernetes import config
@@ -45,7 +45,9 @@ OWNED = {"app.kubernetes.io/managed-by": MANAGED_BY}
 @kopf.on.startup()
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     # Shared by every object's handlers (kopf gives each a shallow copy of this memo).
-    memo["watched"] = WatchCache()
+    # Every kind of child is indexed (_child_listed): the cache holds each one kopf listed
+    # before the first reconcile, and a child missing from it is one to create.
+    memo["watched"] = WatchCache(listed_kinds=frozenset((c.api_version, c.kind) for c in CHILDREN))
     # Our reconciles post their own events; kopf's per-handler chatter would only add noise.
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
@@ -102,20 +104,27 @@ async def taskmanager_event(
     if namespace is None:
         return
     # Stored before the key is queued: the reconcile it starts reads this body (watch_cache).
-    _remember(memo, event, body)
+    _remember(memo, "deleted" if event["type"] == "DELETED" else "observed", body)
     if event["type"] == "DELETED":
         controller.forget(namespace, name)
     else:
         controller.enqueue(namespace, name)
 
 
-def _remember(memo: Any, event: kopf.RawEvent, body: kopf.Body) -> None:
+def _remember(memo: Any, change: Literal["observed", "deleted"], body: kopf.Body) -> None:
     watched: WatchCache = memo["watched"]
-    if event["type"] == "DELETED":
+    if change == "deleted":
         watched.forget(body)
     else:
         watched.observe(body)
     metrics.CACHED_OBJECTS.set(len(watched))
+
+
+# An index handler that keeps no index: kopf runs every object's index handlers first, and no
+# other handler (so no reconcile) before every indexed kind has been listed through them. Stored
+# here, each child kopf listed is in the watch cache before the first reconcile reads it.
+async def _child_listed(body: kopf.Body, memo: Any, **_: Any) -> None:
+    _remember(memo, "observed", body)
 
 
 # Async on purpose: kopf runs sync handlers in threads, and the queue belongs to the event loop.
@@ -125,8 +134,10 @@ async def _child_event(
     controller: Controller = memo["controller"]
     if namespace is None:
         return
-    # Stored before its owner is queued, as for a TaskManager.
-    _remember(memo, event, body)
+    # Stored before its owner is queued, as for a TaskManager: by _child_listed, which kopf
+    # runs first, except a deletion (kopf drops it from its indexes without a handler).
+    if event["type"] == "DELETED":
+        _remember(memo, "deleted", body)
     for owner in body.metadata.get("ownerReferences") or []:
         if owner.get("apiVersion") != f"{GROUP}/{VERSION}":
             continue
@@ -252,6 +263,9 @@ async def crd_event(body: kopf.Body, memo: Any, **kwargs: Any) -> None:
 # Every kind of child in the registry: a change to any of them (a manual edit, a deletion, a
 # status update) reconciles its owner, so drift is put back without waiting for a resync.
 for _child in CHILDREN:
+    kopf.index(
+        _child.group, _child.version, _child.plural, labels=OWNED, id=f"listed-{_child.plural}"
+    )(_child_listed)
     kopf.on.event(
         _child.group, _child.version, _child.plural, labels=OWNED, id=f"child-{_child.plural}"
     )(_child_event)

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from http import HTTPStatus
 from typing import Any, Generic, Protocol, TypeVar
 
 from kubernetes import client
@@ -227,16 +228,21 @@ class Kube:
         if (unchanged := self.watched.unchanged(manifest)) is not None:
             return Applied(object=unchanged, created=False, changed=False)
         metadata = manifest["metadata"]
-        # From the server, not the watches: an event a moment late would make an unchanged
-        # child look changed, and the user would see an Updated event for nothing.
-        before = self.read(*object_key(manifest))
+        key = object_key(manifest)
+        # A child the watches prove absent is created without asking first (the watch cache's
+        # listed kinds). Any other is read from the server, not the watches: an event a moment
+        # late would make an unchanged child look changed, and the user would see an Updated
+        # event for nothing.
+        before = None if self.watched.never_seen(key) else self.read(*key)
         try:
-            applied = self._resource(manifest["apiVersion"], manifest["kind"]).server_side_apply(
+            # The raw answer: its status code says whether the apply created the object.
+            response = self._resource(manifest["apiVersion"], manifest["kind"]).server_side_apply(
                 body=dict(manifest),
                 namespace=metadata["namespace"],
                 field_manager=FIELD_MANAGER,
                 # The operator owns these fields: a manual edit is drift, put back.
                 force_conflicts=True,
+                serialize=False,
             )
         except ApiException as error:
             # Every answer of the API server is reported (the reconcile turns it into a condition
@@ -246,16 +252,18 @@ class Kube:
             raise ApplyRefusedError(
                 manifest["kind"], metadata["name"], error.status, api_message(error)
             ) from error
-        after: Object = applied.to_dict()
+        after: Object = json.loads(response.data)
         self.watched.applied(manifest, after)
+        created = response.status == HTTPStatus.CREATED
         # A controller may update the object's status between the read and the apply, so the
         # resourceVersion alone over-reports; our own managedFields entry moves only when the
-        # apply itself changed something.
+        # apply itself changed something. Without a read (someone created the child the moment
+        # before us), the apply is taken to have changed it.
         changed = before is None or (
             before["metadata"]["resourceVersion"] != after["metadata"]["resourceVersion"]
             and applied_entry(before) != applied_entry(after)
         )
-        return Applied(object=after, created=before is None, changed=changed)
+        return Applied(object=after, created=created, changed=created or changed)
 
     def hand_over_replicas(self, deployment: Object) -> None:
         """Let go of a Deployment's spec.replicas without the field snapping back to 1.

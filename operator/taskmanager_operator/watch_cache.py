@@ -9,9 +9,13 @@ applies again, and the watch event that told us is what enqueued that reconcile.
 
 Like an informer's cache it can lag the API server by an event. A lagging entry costs one apply
 that changes nothing, never a missed change: the event still on its way reconciles the owner
-again. An object missing here is read from the API server, so nothing is taken to be absent
-because a watch has not listed it yet; only a child the server itself answered 404 for is
-remembered as absent, until a watch event shows it again or we apply it.
+again. Only a child the server itself answered 404 for is remembered as absent, until a watch
+event shows it again or we apply it. Nothing is taken to be absent because a watch has not listed
+it yet, with one exception: the kinds the operator indexes with kopf (`listed_kinds`). kopf runs
+no handler, so no reconcile, before each of those kinds has been listed and every listed object
+has passed through its index handler, which stores it here. A child of such a kind that is
+neither here nor applied by us is then absent, and its apply creates it without a read first
+(the answer, 201 or 200, still says which it was).
 
 Memory: parsed into Python dicts and strings, a body costs several times its JSON (a Deployment
 of 8 KB some 50 KB); kept that way, a TaskManager with its 17 children cost the cache about 350
@@ -98,7 +102,10 @@ class WatchCache:
     Written from the event loop (watch events), read from the reconcile threads: entries are
     immutable and swapped whole under the lock; encoding and decoding happen outside it."""
 
-    def __init__(self) -> None:
+    def __init__(self, listed_kinds: frozenset[tuple[str, str]] = frozenset()) -> None:
+        # (apiVersion, kind) of every kind whose objects all pass through `observe` before any
+        # read (see the module); empty without watches (a one-off command).
+        self._listed_kinds = listed_kinds
         self._bodies: dict[CacheKey, _Seen] = {}
         self._applied: dict[CacheKey, _Applied] = {}
         self._absent: set[CacheKey] = set()
@@ -128,6 +135,14 @@ class WatchCache:
     def known_absent(self, key: CacheKey) -> bool:
         with self._lock:
             return key in self._absent
+
+    def never_seen(self, key: CacheKey) -> bool:
+        """A child of a listed kind that no watch event has shown and we have not applied: it does
+        not exist, short of a race with someone else creating it (see the module)."""
+        if key[:2] not in self._listed_kinds:
+            return False
+        with self._lock:
+            return key not in self._bodies and key not in self._applied
 
     def absent(self, key: CacheKey) -> None:
         """The API server answered 404 for this child."""

@@ -93,6 +93,26 @@ def test_a_deleted_child_or_one_never_applied_is_asked_for() -> None:
     assert cache.get(("v1", "ConfigMap", "team-a", "demo-config")) is None
 
 
+def test_only_a_listed_kind_never_seen_nor_applied_is_proven_absent() -> None:
+    key = object_key(MANIFEST)
+    # Without the listing (a one-off command, or a kind kopf does not index): never proven.
+    assert not WatchCache().never_seen(key)
+    assert not WatchCache(listed_kinds=frozenset({("v1", "Secret")})).never_seen(key)
+    cache = WatchCache(listed_kinds=frozenset({("v1", "ConfigMap")}))
+    assert cache.never_seen(key)
+    # Applied by us, its watch event still to come: it exists.
+    cache.applied(MANIFEST, stored("10", entry(FIELD_MANAGER, OURS)))
+    assert not cache.never_seen(key)
+    cache.observe(stored("10", entry(FIELD_MANAGER, OURS)))
+    assert not cache.never_seen(key)
+    # Deleted: absent again, so the next apply creates it without a read.
+    cache.forget(stored("11", entry(FIELD_MANAGER, OURS)))
+    assert cache.never_seen(key)
+    # Made by someone else: its watch event shows it.
+    cache.observe(stored("12", entry("kubectl-create", OURS)))
+    assert not cache.never_seen(key)
+
+
 def test_bodies_are_kept_without_other_managers_entries() -> None:
     cache = WatchCache()
     status: dict[str, Any] = {"f:status": {"f:readyReplicas": {}}}
