@@ -64,7 +64,7 @@ fmt: $(VENV)/.installed ## Format and auto-fix with ruff.
 	$(PY) -m ruff check --fix .
 
 .PHONY: test
-test: ## Install what is missing, build the tools (beside the suites that need no cluster), start the cluster, lint, run every test, stop what it started.
+test: ## Install what is missing, lint, build the tools, start the cluster, run every test (the suites that need no cluster beside the cluster's), stop what it started.
 	@hack/test.sh
 
 ##@ Local cluster

@@ -1,8 +1,9 @@
 """The Go tools hack/build-tools.sh builds from their modules, for the tests that run one.
 
-`make test` builds every tool in the background while the suites that need no cluster run
-(hack/test.sh); a test that needs one asks for it here, which waits for that tool's build (the
-script locks each tool) or builds it when nothing else does. On a warm cache this answers at once.
+`make test` builds the cluster's tools and helm in the background (hack/test.sh); a test that
+needs one asks for it here, which waits for that tool's build (the script locks each tool) or
+builds it when nothing else does (the S3 server, which only the backup suite runs). On a warm
+cache this answers at once.
 """
 
 from __future__ import annotations
